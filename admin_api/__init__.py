@@ -1,0 +1,1 @@
+"""Admin HTTP service of the gate: quarantine review, breaker control, thresholds."""
