@@ -1,0 +1,53 @@
+"""The ``stemedb-gate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from streams import __version__
+from streams.errors import GateError
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stemedb-gate",
+        description="Ingest gate of StemeDB: score, rate-limit and route assertions on Kafka.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config file (default: /etc/stemedb/config.toml)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="Logging level (default: INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # Each module registers its own subcommands; handlers are set with set_defaults(func=...).
+    from streams import cli_broker, cli_gate
+
+    cli_broker.register(commands)
+    cli_gate.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except GateError as exc:
+        print(f"stemedb-gate: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
