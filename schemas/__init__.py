@@ -21,7 +21,7 @@ __all__ = [
     "QuarantineItem",
     "QuarantineStatus",
     "Reason",
-    "RoutedAssertion",
     "Route",
+    "RoutedAssertion",
     "Verdict",
 ]

@@ -17,6 +17,8 @@ class AdminCommandKind(StrEnum):
     ALLOWLIST_ADD = "allowlist_add"
     ALLOWLIST_REMOVE = "allowlist_remove"
     SET_THRESHOLDS = "set_thresholds"
+    EXPIRE_STATE = "expire_state"
+    """Internal: the worker's sweep asks the agent's partition to apply time-based changes."""
 
 
 class AdminCommand(BaseModel):

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-
-SCHEMA_VERSION = 1
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 HexKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 HexSignature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
@@ -25,7 +22,7 @@ class Assertion(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this schema.")
+    schema_version: Literal[1] = Field(1, description="Version of this schema.")
     id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
         description="Producer-chosen id, unique per agent; the idempotency key."
     )
@@ -37,8 +34,8 @@ class Assertion(BaseModel):
         description="The agent's confidence in the claim, from 0 to 1."
     )
     sources: list[str] = Field(default_factory=list, description="URIs that back the claim.")
-    created_at: Annotated[datetime, Field(strict=False)] = Field(
-        description="When the agent made the claim (RFC 3339). Checked for skew, never "
+    created_at: Annotated[AwareDatetime, Field(strict=False)] = Field(
+        description="When the agent made the claim (RFC 3339 with offset). Checked for skew, never "
         "used for windows."
     )
     signature: HexSignature = Field(

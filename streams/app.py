@@ -1,0 +1,184 @@
+"""The faust application: topics, RocksDB-backed tables, the gate agent and the sweeper.
+
+Tables (all changelogged to Kafka, all stored in RocksDB under ``worker.data_dir``):
+
+- ``agents``: one :class:`~streams.decision.AgentState` per agent id. It uses the key
+  partitioner, so a write lands on the changelog partition that the agent id hashes to,
+  which is the partition of the agent's ``assertions`` records because both topics
+  have the same partition count and the same key bytes. That lets the periodic sweep
+  write outside of any event.
+- ``seen``: the duplicate index, ``<agent_id>/id:<id>`` and ``<agent_id>/claim:<hash>``
+  to a :class:`~streams.decision.SeenEntry`. Written only while the agent's event is
+  current, so it follows the event's partition. Its changelog is compacted and also
+  deletes entries older than the look-back plus a day.
+- ``quarantine``: ``<agent_id>/<id>`` to the :class:`~schemas.QuarantineItem`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from streams.gate import Gate
+from streams.metrics import GateMetrics
+from streams.settings import GateSettings
+from streams.topics import (
+    ACCEPTED,
+    ADMIN_COMMANDS,
+    ADMIN_EVENTS,
+    ASSERTIONS,
+    BANNED,
+    BREAKER_STATE,
+    INVALID,
+    QUARANTINE,
+    QUARANTINE_STATE,
+)
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+
+
+def _broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
+
+
+def create_app(settings: GateSettings, registry: CollectorRegistry | None = None) -> faust.App:
+    """Build the gate's faust app for ``settings``; the caller runs it with a faust Worker."""
+    kafka = settings.kafka
+    worker = settings.worker
+    app = faust.App(
+        kafka.app_id,
+        broker=_broker_urls(kafka.bootstrap_servers),
+        store="rocksdb://",
+        datadir=str(worker.data_dir),
+        processing_guarantee=kafka.processing_guarantee,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=worker.web_host,
+        web_host=worker.web_host,
+        web_port=worker.web_port,
+        web_in_thread=False,
+        # Table keys are agent ids as raw UTF-8, the same bytes producers use as record
+        # keys; table values are JSON. Topics set their own serializers.
+        key_serializer="raw",
+        value_serializer="json",
+        # Changelog replay after a lost RocksDB folder must finish before records flow.
+        table_standby_replicas=0,
+        producer_max_request_size=max(1_048_576, kafka.max_record_bytes * 2),
+    )
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            kafka.topic(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=kafka.partitions,
+        )
+
+    lookback_ms = int(settings.content_defense.duplicate_lookback_hours * 3_600_000)
+    tables = {
+        "agents": app.Table(
+            "agents",
+            key_type=str,
+            partitions=kafka.partitions,
+            use_partitioner=True,
+        ),
+        "seen": app.Table(
+            "seen",
+            key_type=str,
+            partitions=kafka.partitions,
+            # RocksDB drops entries a day after the look-back; reads check the age anyway.
+            options={"ttl": int((lookback_ms + DAY_MS) / 1000)},
+            extra_topic_configs={
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(lookback_ms + DAY_MS),
+            },
+        ),
+        "quarantine": app.Table(
+            "quarantine",
+            key_type=str,
+            partitions=kafka.partitions,
+        ),
+    }
+    metrics = GateMetrics(registry if registry is not None else CollectorRegistry())
+    gate = Gate(
+        settings=settings,
+        tables=tables,
+        outputs={
+            name: raw_topic(name)
+            for name in (
+                ACCEPTED,
+                ADMIN_COMMANDS,
+                QUARANTINE,
+                BANNED,
+                INVALID,
+                ADMIN_EVENTS,
+                QUARANTINE_STATE,
+                BREAKER_STATE,
+            )
+        },
+        metrics=metrics,
+    )
+    app.gate = gate  # type: ignore[attr-defined]
+
+    assertions = raw_topic(ASSERTIONS)
+
+    @app.agent(assertions, name="gate")
+    async def gate_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await gate.handle_assertion(event)
+
+    @app.agent(raw_topic(ADMIN_COMMANDS), name="commands")
+    async def command_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await gate.handle_command(event)
+
+    @app.timer(interval=worker.sweep_interval_seconds, on_leader=False)
+    async def sweep() -> None:
+        await gate.sweep_agents()
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        problems = readiness_problems(app)
+        status = 200 if not problems else 503
+        return web.json({"ready": not problems, "problems": problems}, status=status)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        body, content_type = metrics.exposition()
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/state/agents/{agent_id}")
+    async def agent_state(web: Any, request: Any, agent_id: str) -> Any:
+        return web.json(gate.describe_agent(agent_id))
+
+    return app
+
+
+def readiness_problems(app: faust.App) -> list[str]:
+    """List why the worker is not ready: not running, a crashed consumer or agent task."""
+    problems: list[str] = []
+    if not app.started:
+        problems.append("app not started")
+    if app.consumer.crashed:
+        problems.append(f"consumer crashed: {app.consumer.crash_reason!r}")
+    for name, agent in app.agents.items():
+        actors = list(agent._actors)
+        if not actors:
+            problems.append(f"agent {name!r} has no running task")
+        for actor in actors:
+            if actor.crashed or actor.should_stop:
+                problems.append(f"agent {name!r} task exited: {actor.crash_reason!r}")
+    return problems

@@ -1,0 +1,442 @@
+"""The worker's per-record loop: decode, read state, decide, write state, route.
+
+:class:`Gate` holds no decision logic of its own (that is :mod:`streams.decision`); it
+moves data between Kafka, the faust tables and the pure functions, and it never lets
+one record stop the stream: any exception while handling a record dead-letters that
+record with kind ``internal_error`` and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.admin import AdminCommand, AdminCommandKind, AdminEvent, AdminEventKind
+from schemas.breaker import BreakerSnapshot
+from schemas.invalid import InvalidKind, InvalidRecord
+from schemas.quarantine import QuarantineItem
+from schemas.verdict import Reason, Route, RoutedAssertion, Verdict
+from streams import __version__
+from streams.breaker import Transition
+from streams.decision import AgentState, Decision, SeenEntry, decide, id_key, sweep
+from streams.decode import DecodeFailure, decode
+from streams.metrics import GateMetrics
+from streams.settings import GateSettings
+from streams.topics import (
+    ADMIN_COMMANDS,
+    ADMIN_EVENTS,
+    BREAKER_STATE,
+    INVALID,
+    QUARANTINE_STATE,
+)
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY_SECONDS = 10.0
+LOG_APPEND_TIME = 1
+SWEEPER = "gate-sweeper"
+
+
+def _ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+
+
+def _dumps(model: Any) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+class _RateLimitedLog:
+    """Logs the first occurrence of each error kind, then at most one line per interval."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, msg: str, *args: Any, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.interval_seconds) < self.interval_seconds:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        suppressed = self._suppressed.pop(kind, 0)
+        self._last[kind] = now
+        if suppressed:
+            msg += " (%d similar suppressed)"
+            args = (*args, suppressed)
+        logger.warning(msg, *args, exc_info=exc_info)
+
+
+class Gate:
+    def __init__(
+        self,
+        settings: GateSettings,
+        tables: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        metrics: GateMetrics,
+    ) -> None:
+        self.settings = settings
+        self.agents = tables["agents"]
+        self.seen = tables["seen"]
+        self.quarantine = tables["quarantine"]
+        self.outputs = outputs
+        self.metrics = metrics
+        self._log = _RateLimitedLog(LOG_EVERY_SECONDS)
+        self._warned_timestamp_type = False
+
+    # -- per record ---------------------------------------------------------------
+
+    async def handle_assertion(self, event: Any) -> None:
+        """Handle one ``assertions`` record; never raises except on cancellation."""
+        message = event.message
+        started = time.perf_counter()
+        try:
+            await self._handle_assertion(message.key, message.value, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log.warning(
+                "internal",
+                "failed to handle %s[%d] offset=%d, dead-lettering it: %r",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+                exc_info=True,
+            )
+            failure = DecodeFailure(InvalidKind.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            await self._dead_letter(message, failure)
+        finally:
+            self.metrics.decision_seconds.observe(time.perf_counter() - started)
+
+    async def _handle_assertion(self, key: bytes | None, value: bytes | None, message: Any) -> None:
+        # 1. Decode and validate; dead letters never touch any agent's state.
+        settings = self.settings
+        decoded = decode(
+            key,
+            value,
+            max_bytes=settings.kafka.max_record_bytes,
+            require_signatures=settings.content_defense.require_signatures,
+        )
+        if isinstance(decoded, DecodeFailure):
+            await self._dead_letter(message, decoded)
+            return
+
+        assertion = decoded.assertion
+        agent_id = assertion.agent_id
+        now_ms = self._broker_time_ms(message)
+        state = self._load_agent(agent_id)
+
+        # 2. A record at or below the last applied offset was already decided before a
+        # restart or rebalance: send its stored verdict again, change no state.
+        if message.offset <= state.last_offset:
+            await self._replay(decoded.fields, agent_id, message, state)
+            return
+
+        # 3. Decide, then store state before routing, so a crash in between replays the
+        # record as above instead of counting it twice.
+        decision = decide(
+            assertion,
+            state,
+            lambda local_key: self._seen_entry(agent_id, local_key),
+            now_ms,
+            message.offset,
+            settings.content_defense,
+            settings.circuit_breaker,
+        )
+        self.agents[agent_id] = decision.state.to_dict()
+        for local_key, entry in decision.seen_writes.items():
+            self.seen[f"{agent_id}/{local_key}"] = entry.to_dict()
+
+        # 4. Route, then publish what changed.
+        verdict = self._verdict(decision, message)
+        await self._route(decoded.fields, agent_id, verdict, message)
+        if decision.route is Route.QUARANTINE:
+            await self._quarantine(decoded.fields, agent_id, verdict, message.partition)
+        await self._publish_transitions(agent_id, decision.state, decision.transitions)
+
+    def _broker_time_ms(self, message: Any) -> int:
+        if message.timestamp_type != LOG_APPEND_TIME and not self._warned_timestamp_type:
+            self._warned_timestamp_type = True
+            logger.warning(
+                "topic %r carries producer timestamps (type %s); create it with "
+                "message.timestamp.type=LogAppendTime so producers cannot move windows",
+                message.topic,
+                message.timestamp_type,
+            )
+        return int(message.timestamp * 1000 + 0.5)
+
+    def _load_agent(self, agent_id: str) -> AgentState:
+        data = self.agents.get(agent_id)
+        return AgentState.from_dict(data) if data else AgentState()
+
+    def _seen_entry(self, agent_id: str, local_key: str) -> SeenEntry | None:
+        data = self.seen.get(f"{agent_id}/{local_key}")
+        return SeenEntry.from_dict(data) if data else None
+
+    def _verdict(self, decision: Decision, message: Any) -> Verdict:
+        return Verdict(
+            route=decision.route,
+            reasons=list(decision.reasons),
+            quality_score=decision.score.value if decision.score else None,
+            score_breakdown=dict(decision.score.penalties) if decision.score else {},
+            breaker_state=decision.state.breaker.state,
+            decided_at=datetime.now(UTC),
+            gate_version=__version__,
+            source_partition=message.partition,
+            source_offset=message.offset,
+        )
+
+    async def _route(
+        self, fields: dict[str, Any], agent_id: str, verdict: Verdict, message: Any
+    ) -> None:
+        record = RoutedAssertion(assertion=fields, verdict=verdict)
+        headers = [
+            ("x-stemedb-route", verdict.route.value.encode()),
+            ("x-circuit-breaker-state", verdict.breaker_state.value.encode()),
+            ("x-stemedb-reasons", ",".join(verdict.reasons).encode()),
+            ("x-stemedb-assertion-id", str(fields.get("id", "")).encode()),
+        ]
+        await self.outputs[verdict.route.value].send(
+            key=agent_id.encode(), value=_dumps(record), headers=headers
+        )
+        self.metrics.routed.labels(verdict.route.value).inc()
+        for reason in verdict.reasons:
+            if verdict.route is Route.QUARANTINE:
+                self.metrics.quarantined.labels(reason.value).inc()
+
+    async def _replay(
+        self, fields: dict[str, Any], agent_id: str, message: Any, state: AgentState
+    ) -> None:
+        entry = self._seen_entry(agent_id, id_key(str(fields["id"])))
+        self.metrics.replays.inc()
+        if entry is None or entry.offset != message.offset:
+            # The stored verdict is gone (swept) or belongs to another copy of the id.
+            logger.info(
+                "replayed %s[%d] offset=%d for agent %s has no stored verdict; skipping",
+                message.topic,
+                message.partition,
+                message.offset,
+                agent_id,
+            )
+            return
+        verdict = Verdict(
+            route=Route(entry.route),
+            reasons=[Reason(r) for r in entry.reasons],
+            quality_score=entry.quality_score,
+            breaker_state=state.breaker.state,
+            decided_at=datetime.now(UTC),
+            gate_version=__version__,
+            source_partition=message.partition,
+            source_offset=message.offset,
+        )
+        await self._route(fields, agent_id, verdict, message)
+
+    async def _quarantine(
+        self, fields: dict[str, Any], agent_id: str, verdict: Verdict, partition: int
+    ) -> None:
+        item_key = f"{agent_id}/{fields['id']}"
+        item = QuarantineItem(
+            id=item_key,
+            agent_id=agent_id,
+            assertion=fields,
+            verdict=verdict,
+            quarantined_at=verdict.decided_at,
+        )
+        payload = item.model_dump(mode="json")
+        self.quarantine[item_key] = payload
+        # quarantine-state is compacted, so each item needs its own key; the explicit
+        # partition keeps it beside the agent's other records.
+        await self.outputs[QUARANTINE_STATE].send(
+            key=item_key.encode(), value=orjson.dumps(payload), partition=partition
+        )
+
+    async def _publish_transitions(
+        self, agent_id: str, state: AgentState, transitions: tuple[Transition, ...]
+    ) -> None:
+        if not transitions:
+            return
+        key = agent_id.encode()
+        for transition in transitions:
+            self.metrics.breaker_transitions.labels(
+                transition.to_state.value, transition.reason
+            ).inc()
+            logger.info(
+                "breaker of agent %s: %s -> %s (%s)",
+                agent_id,
+                transition.from_state.value,
+                transition.to_state.value,
+                transition.reason,
+            )
+            event = AdminEvent(
+                kind=AdminEventKind.BREAKER_TRANSITION,
+                agent_id=agent_id,
+                detail={
+                    "from": transition.from_state.value,
+                    "to": transition.to_state.value,
+                    "reason": transition.reason,
+                    "trips": state.breaker.trips,
+                },
+                at=_ms_to_datetime(transition.at_ms),
+            )
+            await self.outputs[ADMIN_EVENTS].send(key=key, value=_dumps(event))
+        await self.outputs[BREAKER_STATE].send(
+            key=key, value=_dumps(self.snapshot(agent_id, state))
+        )
+
+    @staticmethod
+    def snapshot(agent_id: str, state: AgentState) -> BreakerSnapshot:
+        breaker = state.breaker
+        return BreakerSnapshot(
+            agent_id=agent_id,
+            state=breaker.state,
+            reason=breaker.reason,
+            opened_at=_ms_to_datetime(breaker.opened_at_ms) if breaker.opened_at_ms else None,
+            until=_ms_to_datetime(breaker.until_ms) if breaker.until_ms else None,
+            trips=breaker.trips,
+            manual=breaker.manual,
+        )
+
+    async def _dead_letter(self, message: Any, failure: DecodeFailure) -> None:
+        key = message.key
+        value = message.value
+        record = InvalidRecord(
+            kind=failure.kind,
+            message=failure.message,
+            field=failure.field,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            key=key.decode("utf-8", errors="replace") if key is not None else None,
+            original_base64=base64.b64encode(value).decode() if value is not None else None,
+            detected_at=datetime.now(UTC),
+        )
+        await self.outputs[INVALID].send(key=key, value=_dumps(record))
+        self.metrics.invalid.labels(failure.kind.value).inc()
+        self._log.warning(
+            failure.kind.value,
+            "dead-lettered %s[%d] offset=%d: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            failure.kind.value,
+            failure.message[:200],
+        )
+
+    # -- periodic -----------------------------------------------------------------
+
+    async def sweep_agents(self) -> None:
+        """Expire quiet agents' windows, time out breakers, drop idle agents' entries.
+
+        No record arrives to tell broker time for a quiet agent, so the sweep uses this
+        worker's wall clock; it differs from broker time by the clock skew between this
+        host and the broker. An idle agent's entry is deleted here. faust's RocksDB store
+        only accepts other writes while an event is current, so an agent whose state
+        changes with time (an OPEN breaker that ended, expired windows) gets an
+        ``expire_state`` command on ``admin-commands``, keyed by the agent, and the
+        command agent applies the change on the agent's partition.
+        """
+        now_ms = int(time.time() * 1000)
+        cb = self.settings.circuit_breaker
+        tracked = 0
+        dropped = 0
+        ticked = 0
+        for agent_id, data in list(self.agents.items()):
+            state = AgentState.from_dict(data)
+            swept, _ = sweep(state, now_ms, cb)
+            if swept is None:
+                del self.agents[agent_id]
+                dropped += 1
+                continue
+            tracked += 1
+            if swept != state:
+                await self._request_expiry(agent_id, now_ms)
+                ticked += 1
+        pending = sum(1 for item in self.quarantine.values() if item.get("status") == "pending")
+        self.metrics.agents_tracked.set(tracked)
+        self.metrics.quarantine_pending.set(pending)
+        if dropped or ticked:
+            logger.info(
+                "sweep: dropped %d idle agent(s), %d to expire, %d tracked",
+                dropped,
+                ticked,
+                tracked,
+            )
+
+    async def _request_expiry(self, agent_id: str, now_ms: int) -> None:
+        command = AdminCommand(
+            command_id=f"expire/{agent_id}/{now_ms}",
+            kind=AdminCommandKind.EXPIRE_STATE,
+            agent_id=agent_id,
+            issued_by=SWEEPER,
+            issued_at=_ms_to_datetime(now_ms),
+        )
+        await self.outputs[ADMIN_COMMANDS].send(key=agent_id.encode(), value=_dumps(command))
+
+    async def handle_command(self, event: Any) -> None:
+        """Handle one ``admin-commands`` record; never raises except on cancellation."""
+        message = event.message
+        try:
+            command = AdminCommand.model_validate_json(message.value or b"")
+        except ValidationError as exc:
+            self._log.warning(
+                "command",
+                "ignoring invalid command at %s[%d] offset=%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+            )
+            return
+        try:
+            await self._apply_command(command, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log.warning(
+                "command",
+                "failed to apply command %s (%s) at %s[%d] offset=%d: %r",
+                command.command_id,
+                command.kind.value,
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+                exc_info=True,
+            )
+
+    async def _apply_command(self, command: AdminCommand, message: Any) -> None:
+        if command.kind is AdminCommandKind.EXPIRE_STATE and command.agent_id:
+            data = self.agents.get(command.agent_id)
+            if not data:
+                return
+            state = AgentState.from_dict(data)
+            swept, transitions = sweep(
+                state, self._broker_time_ms(message), self.settings.circuit_breaker
+            )
+            if swept is None:
+                del self.agents[command.agent_id]
+                return
+            self.agents[command.agent_id] = swept.to_dict()
+            await self._publish_transitions(command.agent_id, swept, transitions)
+            return
+        # NOTE: operator commands (approve, reject, breaker open/reset, allow-list,
+        # thresholds) are not handled yet; they are logged and dropped.
+        logger.warning(
+            "command %s of kind %s is not supported by this worker version; dropped",
+            command.command_id,
+            command.kind.value,
+        )
+
+    # -- inspection ---------------------------------------------------------------
+
+    def describe_agent(self, agent_id: str) -> dict[str, Any]:
+        data = self.agents.get(agent_id)
+        return {"agent_id": agent_id, "known": data is not None, "state": data}
