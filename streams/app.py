@@ -168,10 +168,15 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
 
 
 def readiness_problems(app: faust.App) -> list[str]:
-    """List why the worker is not ready: not running, a crashed consumer or agent task."""
+    """List why the worker is not ready: starting, rebalancing, restoring, or a task exited."""
     problems: list[str] = []
     if not app.started:
         problems.append("app not started")
+    if app.rebalancing:
+        problems.append("rebalancing")
+    recovery = app.tables.recovery
+    if app.in_recovery or not recovery.completed.is_set():
+        problems.append("restoring tables from changelogs")
     if app.consumer.crashed:
         problems.append(f"consumer crashed: {app.consumer.crash_reason!r}")
     for name, agent in app.agents.items():
