@@ -1,0 +1,162 @@
+"""LocalBroker checks that need no broker: Java and Maven discovery, ids, PID files."""
+
+from __future__ import annotations
+
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from streams.errors import BrokerError
+from streams.localbroker import LocalBroker, new_cluster_id, parse_java_major_version
+from streams.settings import load_settings
+from streams.topicsetup import ensure_topics, wait_for_broker
+
+
+def _write_fake_java(bin_dir: Path, version_line: str) -> None:
+    """Put a ``java`` on ``bin_dir`` that prints ``version_line`` like ``java -version``."""
+    java = bin_dir / "java"
+    java.write_text(f"#!/bin/sh\necho '{version_line}' >&2\n", encoding="utf-8")
+    java.chmod(java.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder that is the whole PATH, with JAVA_HOME unset."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", str(folder))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    return folder
+
+
+def _unused_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_ensure_installed_without_java_names_java(tmp_path: Path, bin_dir: Path) -> None:
+    """No java on PATH: the error names java and the version the broker needs."""
+    broker = LocalBroker(tmp_path / "kafka")
+
+    with pytest.raises(BrokerError) as raised:
+        broker.ensure_installed()
+
+    assert "java not found on PATH" in str(raised.value)
+    assert "Java 17 or newer" in str(raised.value)
+
+
+def test_ensure_installed_with_old_java_names_version(tmp_path: Path, bin_dir: Path) -> None:
+    """A Java 8 on PATH is rejected with the version found and the version needed."""
+    _write_fake_java(bin_dir, 'openjdk version "1.8.0_392"')
+    broker = LocalBroker(tmp_path / "kafka")
+
+    with pytest.raises(BrokerError) as raised:
+        broker.ensure_installed()
+
+    assert "is Java 8" in str(raised.value)
+    assert "needs Java 17 or newer" in str(raised.value)
+
+
+def test_ensure_installed_without_maven_names_mvn(tmp_path: Path, bin_dir: Path) -> None:
+    """Java 17 but no mvn, and no jars yet: the error names mvn."""
+    _write_fake_java(bin_dir, 'openjdk version "17.0.15" 2025-04-15')
+    broker = LocalBroker(tmp_path / "kafka")
+
+    with pytest.raises(BrokerError) as raised:
+        broker.ensure_installed()
+
+    assert "mvn not found on PATH" in str(raised.value)
+    assert not broker.libs_dir.exists()
+
+
+def test_start_without_java_leaves_no_pid_file(tmp_path: Path, bin_dir: Path) -> None:
+    """A start that fails before the launch writes no PID file and reports stopped."""
+    broker = LocalBroker(tmp_path / "kafka")
+
+    with pytest.raises(BrokerError, match="java not found"):
+        broker.start(timeout_seconds=1.0)
+
+    assert not broker.pid_path.exists()
+    assert broker.status().state == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("output", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('openjdk version "21" 2023-09-19', 21),
+        ('java version "1.8.0_392"', 8),
+        ('openjdk version "25-ea" 2025-09-16', 25),
+        ("no version here", None),
+    ],
+)
+def test_parse_java_major_version(output: str, major: int | None) -> None:
+    assert parse_java_major_version(output) == major
+
+
+def test_new_cluster_id_is_kafka_uuid_form() -> None:
+    """22 URL-safe base64 characters (16 bytes), never starting with '-'."""
+    ids = {new_cluster_id() for _ in range(200)}
+
+    assert len(ids) == 200
+    for cluster_id in ids:
+        assert len(cluster_id) == 22, cluster_id
+        assert not cluster_id.startswith("-"), cluster_id
+        assert set(cluster_id) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        ), cluster_id
+
+
+def test_status_with_stale_pid_file_is_stopped(tmp_path: Path) -> None:
+    """A PID file whose process is not this root's broker counts as stopped."""
+    broker = LocalBroker(tmp_path / "kafka")
+    broker.root.mkdir(parents=True)
+    # PID 1 exists on every Unix machine and is never a Kafka broker of this root.
+    broker.pid_path.write_text("1\n", encoding="utf-8")
+
+    status = broker.status()
+
+    assert status.running is False
+    assert status.pid is None
+    assert broker.is_running() is False
+
+
+def test_stop_without_broker_returns_false(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path / "kafka")
+    broker.root.mkdir(parents=True)
+    broker.pid_path.write_text("not a pid\n", encoding="utf-8")
+
+    assert broker.stop(timeout_seconds=1.0) is False
+    assert not broker.pid_path.exists()
+
+
+def test_log_tail_without_log_says_missing(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path / "kafka")
+
+    assert "does not exist" in broker.log_tail()
+
+
+async def test_wait_for_broker_unreachable_times_out() -> None:
+    """Nothing listens on the port: BrokerError after the timeout, naming the address."""
+    address = f"127.0.0.1:{_unused_port()}"
+
+    with pytest.raises(BrokerError) as raised:
+        await wait_for_broker(address, timeout_seconds=1.0)
+
+    assert f"Kafka at {address} did not respond" in str(raised.value)
+    assert "connection refused" in str(raised.value)
+
+
+async def test_ensure_topics_unreachable_broker_raises(tmp_path: Path) -> None:
+    """Topic setup against an address where nothing listens fails within its timeout."""
+    empty_config = tmp_path / "empty.toml"
+    empty_config.write_text("", encoding="utf-8")
+    settings = load_settings(
+        empty_config, kafka={"bootstrap_servers": f"127.0.0.1:{_unused_port()}"}
+    )
+
+    with pytest.raises(BrokerError, match="within 1 s"):
+        await ensure_topics(settings, timeout_seconds=1.0)
