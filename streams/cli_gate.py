@@ -17,7 +17,9 @@ def register(commands: Any) -> None:
         "demo",
         help="Start the local broker and a worker, play sample traffic, print a routing summary.",
     )
-    demo.add_argument("--seed", type=int, default=7, help="Seed of the sample data (default: 7)")
+    demo.add_argument(
+        "--seed", type=int, default=None, help="Seed of the sample data (default: the time)"
+    )
     demo.add_argument(
         "--honest-agents", type=int, default=8, help="Honest agents to play (default: 8)"
     )
