@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -29,6 +30,7 @@ from streams.sample import (
     SamplePlan,
     SampleRecord,
     build_plan,
+    progress_printer,
 )
 from streams.sample_claims import is_clean_name, load_claims, normalize_claim
 from streams.summary import (
@@ -250,6 +252,32 @@ def test_build_plan_rejects_one_honest_agent() -> None:
         assert "honest_agents=1" in str(exc)
     else:
         raise AssertionError("a single honest agent was accepted")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_printer_log_prints_tenths() -> None:
+    stream = io.StringIO()
+    report = progress_printer(stream)
+    for done in range(1, 101):
+        report(done, 100)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "sent 1/100"
+    assert lines[1] == "sent 10/100"
+    assert lines[-1] == "sent 100/100"
+    assert len(lines) == 11
+
+
+def test_progress_printer_terminal_rewrites_line() -> None:
+    stream = _Terminal()
+    report = progress_printer(stream)
+    report(1, 3)
+    report(2, 3)
+    report(3, 3)
+    assert stream.getvalue() == "\rsent 1/3\rsent 2/3\rsent 3/3\n"
 
 
 def test_manifest_json_round_trip() -> None:
