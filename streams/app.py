@@ -141,7 +141,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         async for event in stream.events():
             await gate.handle_command(event)
 
-    @app.timer(interval=worker.sweep_interval_seconds, on_leader=False)
+    @app.timer(interval=worker.sweep_interval_seconds, on_leader=False)  # type: ignore[untyped-decorator]
     async def sweep() -> None:
         await gate.sweep_agents()
 
@@ -174,7 +174,7 @@ def readiness_problems(app: faust.App) -> list[str]:
         problems.append("app not started")
     if app.rebalancing:
         problems.append("rebalancing")
-    recovery = app.tables.recovery
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
     if app.in_recovery or not recovery.completed.is_set():
         problems.append("restoring tables from changelogs")
     if app.consumer.crashed:

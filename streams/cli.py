@@ -26,10 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # Each module registers its own subcommands; handlers are set with set_defaults(func=...).
-    from streams import cli_broker, cli_gate
+    from streams.cli_broker import register as register_broker_commands
+    from streams.cli_gate import register as register_gate_commands
 
-    cli_broker.register(commands)
-    cli_gate.register(commands)
+    register_broker_commands(commands)
+    register_gate_commands(commands)
     return parser
 
 

@@ -211,13 +211,21 @@ def decide(
         counts = windows.count(counts, scored=False, quarantined=False)
         step = _judge(breaker, counts, now_ms, cb)
         transitions.extend(step.transitions)
-        entry = SeenEntry(now_ms, offset, Route.BANNED.value, (reason.value,), None, scored=False)
+        # The verdict is stored for replays, unless that would hide a scored copy of the
+        # same id from the duplicate check.
+        lookback_ms = int(cd.duplicate_lookback_hours * 3_600_000)
+        key = id_key(assertion.id)
+        writes = {}
+        if not _within(lookup(key), now_ms, lookback_ms):
+            writes[key] = SeenEntry(
+                now_ms, offset, Route.BANNED.value, (reason.value,), None, scored=False
+            )
         return Decision(
             route=Route.BANNED,
             reasons=(reason,),
             score=None,
             state=replace(state, breaker=step.breaker, windows=counts, last_offset=offset),
-            seen_writes={id_key(assertion.id): entry},
+            seen_writes=writes,
             transitions=tuple(transitions),
         )
 

@@ -217,8 +217,7 @@ class Gate:
     ) -> None:
         entry = self._seen_entry(agent_id, id_key(str(fields["id"])))
         self.metrics.replays.inc()
-        if entry is None or entry.offset != message.offset:
-            # The stored verdict is gone (swept) or belongs to another copy of the id.
+        if entry is None:
             logger.info(
                 "replayed %s[%d] offset=%d for agent %s has no stored verdict; skipping",
                 message.topic,
@@ -227,10 +226,15 @@ class Gate:
                 agent_id,
             )
             return
+        if entry.offset == message.offset:
+            route, reasons, quality_score = Route(entry.route), entry.reasons, entry.quality_score
+        else:
+            # Only a banned record leaves an earlier scored copy's entry in place.
+            route, reasons, quality_score = Route.BANNED, (Reason.CIRCUIT_OPEN.value,), None
         verdict = Verdict(
-            route=Route(entry.route),
-            reasons=[Reason(r) for r in entry.reasons],
-            quality_score=entry.quality_score,
+            route=route,
+            reasons=[Reason(r) for r in reasons],
+            quality_score=quality_score,
             breaker_state=state.breaker.state,
             decided_at=datetime.now(UTC),
             gate_version=__version__,

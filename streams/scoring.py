@@ -128,7 +128,10 @@ def _is_junk(text: str) -> bool:
         run = run + 1 if current.casefold() == previous.casefold() else 1
         if run > JUNK_MAX_REPEAT_RUN:
             return True
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cn") for ch in text)
+    # Tabs and newlines are whitespace, not junk: multi-line objects are legitimate.
+    return any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cn") and not ch.isspace() for ch in text
+    )
 
 
 def _junk(claim: ClaimView, _: ScoringContext) -> bool:

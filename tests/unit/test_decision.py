@@ -93,11 +93,6 @@ def test_duplicate_banned_first_copy_not_counted() -> None:
     assert second.route is Route.ACCEPTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decide writes the unscored id entry of a banned copy over the scored entry of "
-    "the accepted original, so the id is accepted again after the ban",
-)
 def test_duplicate_id_survives_banned_resend() -> None:
     feed = AgentFeed()
     original = feed.send_new(BASE_MS, id="reading-7", subject="Lyon", object="France")

@@ -240,3 +240,11 @@ def test_quality_score_at_threshold_is_accepted() -> None:
     assert decision.score is not None
     assert decision.score.value == 0.7
     assert decision.reasons == ()
+
+
+def test_junk_multiline_object_is_clean() -> None:
+    assert penalties_of(object="Lisbon\nPortugal\tEurope") == set()
+
+
+def test_junk_control_character_is_junk() -> None:
+    assert penalties_of(object="Lisbon\x07Portugal") == {"junk_text"}
