@@ -144,6 +144,11 @@ async def ensure_topics(settings: GateSettings, *, timeout_seconds: float = 60.0
 
             # 3. Compare partition counts and configs of the topics that were there.
             mismatches = await _find_mismatches(client, to_check)
+
+            # 4. Wait until the broker serves every new partition, so that clients
+            # started right after setup find leaders for all of them.
+            if created:
+                await _describe_partition_counts(client, sorted(created), require_leaders=True)
     except TimeoutError:
         raise TopicSetupError(
             f"topic setup on Kafka at {bootstrap_servers} timed out after "
@@ -227,28 +232,38 @@ async def _find_mismatches(
 
 
 async def _describe_partition_counts(
-    client: AIOKafkaAdminClient, names: Sequence[str]
+    client: AIOKafkaAdminClient, names: Sequence[str], *, require_leaders: bool = False
 ) -> dict[str, int]:
-    # A topic that was created a moment ago can still report a retriable error such
-    # as LEADER_NOT_AVAILABLE, so those are retried until the caller's timeout.
+    """Return the partition count of each topic, retrying while metadata is not ready.
+
+    A topic that was created a moment ago can report a retriable error such as
+    LEADER_NOT_AVAILABLE, or partitions without a leader. Those are retried until the
+    caller's timeout. Partitions without a leader count as ready unless
+    ``require_leaders`` is set.
+    """
     while True:
         counts: dict[str, int] = {}
-        retriable: list[str] = []
+        not_ready: list[str] = []
         for topic in await client.describe_topics(list(names)):
             name = topic["topic"]
             code = topic["error_code"]
-            if code == 0:
-                counts[name] = len(topic["partitions"])
+            if code != 0:
+                error = for_code(code)
+                if not error.retriable:
+                    raise TopicSetupError(
+                        f"describing topic {name!r} failed: {error.message}: {error.description}"
+                    )
+                not_ready.append(f"{name} ({error.message})")
                 continue
-            error = for_code(code)
-            if not error.retriable:
-                raise TopicSetupError(
-                    f"describing topic {name!r} failed: {error.message}: {error.description}"
-                )
-            retriable.append(f"{name} ({error.message})")
-        if not retriable:
+            partitions = topic["partitions"]
+            leaderless = [p["partition"] for p in partitions if p["leader"] < 0]
+            if require_leaders and leaderless:
+                not_ready.append(f"{name} (no leader for partitions {leaderless})")
+                continue
+            counts[name] = len(partitions)
+        if not not_ready:
             return counts
-        logger.debug("Metadata of topics not ready yet, retrying: %s", retriable)
+        logger.debug("Metadata of topics not ready yet, retrying: %s", not_ready)
         await asyncio.sleep(RETRY_INTERVAL_SECONDS)
 
 
