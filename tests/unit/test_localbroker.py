@@ -21,6 +21,24 @@ def _write_fake_java(bin_dir: Path, version_line: str) -> None:
     java.chmod(java.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
+def _write_fake_mvn(bin_dir: Path, calls_path: Path) -> None:
+    """Put an ``mvn`` on ``bin_dir`` that records each call and creates an empty broker jar.
+
+    It uses shell built-ins only, because PATH contains nothing but ``bin_dir``.
+    """
+    mvn = bin_dir / "mvn"
+    mvn.write_text(
+        "#!/bin/sh\n"
+        f"echo call >> '{calls_path}'\n"
+        'for arg in "$@"; do\n'
+        '  case "$arg" in -Dkafka.libs.dir=*) libs="${arg#-Dkafka.libs.dir=}" ;; esac\n'
+        "done\n"
+        ': > "$libs/kafka_2.13-4.1.1.jar"\n',
+        encoding="utf-8",
+    )
+    mvn.chmod(mvn.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
 @pytest.fixture
 def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty folder that is the whole PATH, with JAVA_HOME unset."""
@@ -70,6 +88,50 @@ def test_ensure_installed_without_maven_names_mvn(tmp_path: Path, bin_dir: Path)
 
     assert "mvn not found on PATH" in str(raised.value)
     assert not broker.libs_dir.exists()
+
+
+def test_ensure_installed_redoes_partial_copy(tmp_path: Path, bin_dir: Path) -> None:
+    """Jars without a stamp are a partial copy: emptied and copied again, then reused."""
+    _write_fake_java(bin_dir, 'openjdk version "17.0.15" 2025-04-15')
+    calls_path = tmp_path / "mvn-calls"
+    _write_fake_mvn(bin_dir, calls_path)
+    broker = LocalBroker(tmp_path / "kafka")
+    broker.libs_dir.mkdir(parents=True)
+    leftover = broker.libs_dir / "half-written.jar"
+    leftover.write_bytes(b"partial")
+
+    ran_maven = broker.ensure_installed()
+
+    assert ran_maven is True
+    assert not leftover.exists()
+    assert (broker.libs_dir / "kafka_2.13-4.1.1.jar").is_file()
+    assert broker.stamp_path.is_file()
+    assert broker.ensure_installed() is False
+    assert calls_path.read_text(encoding="utf-8").count("call") == 1
+
+
+def test_start_broker_exit_shows_log_tail(tmp_path: Path, bin_dir: Path) -> None:
+    """A broker JVM that exits at once fails the start with its exit code and output."""
+    java = bin_dir / "java"
+    java.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        "  *-version*) echo 'openjdk version \"17.0.15\"' >&2 ;;\n"
+        "  *kafka.Kafka*) echo 'fake broker: invalid config' ; exit 3 ;;\n"
+        "esac\n",
+        encoding="utf-8",
+    )
+    java.chmod(java.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    _write_fake_mvn(bin_dir, tmp_path / "mvn-calls")
+    broker = LocalBroker(tmp_path / "kafka", port=_unused_port(), controller_port=_unused_port())
+
+    with pytest.raises(BrokerError) as raised:
+        broker.start(timeout_seconds=30.0)
+
+    assert "exited with code 3" in str(raised.value)
+    assert "fake broker: invalid config" in str(raised.value)
+    assert not broker.pid_path.exists()
+    assert broker.is_running() is False
 
 
 def test_start_without_java_leaves_no_pid_file(tmp_path: Path, bin_dir: Path) -> None:
