@@ -4,8 +4,9 @@
 
 1. ``KAFKA_BOOTSTRAP_SERVERS``, when it is set;
 2. a Kafka container (testcontainers), when a Docker engine responds;
-3. the local broker of :mod:`streams.localbroker`, which this session starts when it
-   is not running and then also stops at the end.
+3. the local broker of :mod:`streams.localbroker`, which the session starts when it
+   is not running. The last test session to finish stops it again, unless it was
+   running before any test session started it.
 
 Tests stay apart on a shared broker because every ``settings_factory`` call makes a
 new uuid topic prefix and app id.
@@ -117,15 +118,56 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 def _local_broker() -> Iterator[str]:
+    # Each session that uses the broker leaves a file named by its PID, and a session
+    # that starts the broker writes the broker's PID to STARTED_BY_TESTS. The last
+    # session to finish stops the broker if that PID is the running one, so overlapping
+    # sessions do not stop it under each other, and a broker started in another way
+    # (stemedb-gate broker start) keeps running.
     broker = LocalBroker()
+    sessions_dir = broker.root / "test-sessions"
+    sessions_dir.mkdir(parents=True, exist_ok=True)
+    started_marker = sessions_dir / "STARTED_BY_TESTS"
     started_here = not broker.is_running()
-    broker.start(timeout_seconds=BROKER_START_TIMEOUT_SECONDS)
+    status = broker.start(timeout_seconds=BROKER_START_TIMEOUT_SECONDS)
+    if started_here:
+        started_marker.write_text(f"{status.pid}\n", encoding="utf-8")
+    session_file = sessions_dir / str(os.getpid())
+    session_file.touch()
     try:
         yield broker.bootstrap_servers
     finally:
-        # A broker that was running before the session belongs to someone else.
-        if started_here:
+        session_file.unlink(missing_ok=True)
+        others = _other_live_sessions(sessions_dir)
+        if others:
+            logger.info("Leaving the local broker running for pytest sessions %s", others)
+        elif _read_text(started_marker) == str(broker.status().pid):
             broker.stop()
+            started_marker.unlink(missing_ok=True)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+def _other_live_sessions(sessions_dir: Path) -> list[int]:
+    """Return the PIDs of other sessions using the broker, removing files of dead ones."""
+    live: list[int] = []
+    for path in sessions_dir.iterdir():
+        if not path.name.isdigit():
+            continue
+        try:
+            pid = int(path.name)
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass  # The process exists but belongs to another user.
+        live.append(pid)
+    return live
 
 
 def _kafka_container() -> Iterator[str]:
