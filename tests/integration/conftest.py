@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streams.settings import GateSettings, load_settings
-from streams.topicsetup import ensure_topics
+from streams.settings import GateSettings
+from streams.topicsetup import admin_client
 from tests.integration.harness import WorkerProcess, free_port
 
 GateFactory = Callable[..., Awaitable[GateSettings]]
@@ -18,27 +17,36 @@ WorkerFactory = Callable[[GateSettings], Awaitable[WorkerProcess]]
 
 
 @pytest.fixture
-async def gate_settings_factory(kafka_bootstrap: str, tmp_path: Path) -> GateFactory:
-    """Make settings with uuid topic names, app id and data folder, with topics created."""
+async def gate_settings_factory(
+    settings_factory: Callable[..., GateSettings],
+    topics_factory: Callable[[GateSettings], Awaitable[Any]],
+) -> AsyncIterator[GateFactory]:
+    """Make settings with uuid topic names, app id and data folder, with topics created.
+
+    The gate's topics are deleted by ``topics_factory``; the changelog and assignor
+    topics that faust creates under the app id are deleted here.
+    """
+    made: list[GateSettings] = []
 
     async def make(**sections: dict[str, Any]) -> GateSettings:
-        run = uuid.uuid4().hex[:10]
-        merged: dict[str, dict[str, Any]] = {
-            "kafka": {
-                "bootstrap_servers": kafka_bootstrap,
-                "topic_prefix": f"test-{run}.",
-                "app_id": f"gate-{run}",
-                "partitions": 3,
-            },
-            "worker": {"data_dir": str(tmp_path / f"worker-{run}"), "web_port": free_port()},
-        }
-        for section, values in sections.items():
-            merged.setdefault(section, {}).update(values)
-        settings = load_settings(None, **merged)
-        await ensure_topics(settings)
+        kafka = {"partitions": 3, **sections.pop("kafka", {})}
+        worker = {"web_port": free_port(), **sections.pop("worker", {})}
+        settings = settings_factory(kafka=kafka, worker=worker, **sections)
+        await topics_factory(settings)
+        made.append(settings)
         return settings
 
-    return make
+    yield make
+
+    for settings in made:
+        async with admin_client(settings.kafka.bootstrap_servers) as client:
+            internal = [
+                name
+                for name in await client.list_topics()
+                if name.startswith(f"{settings.kafka.app_id}-")
+            ]
+            if internal:
+                await client.delete_topics(internal)
 
 
 @pytest.fixture
