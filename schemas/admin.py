@@ -60,3 +60,28 @@ class AdminEvent(BaseModel):
     issued_by: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     at: datetime
+
+
+class ThresholdsState(BaseModel):
+    """Value of the ``thresholds`` key on ``config-state``: the thresholds in force."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    thresholds: dict[str, float | int]
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+    command_id: str | None = None
+
+
+class AllowlistEntry(BaseModel):
+    """Value of an ``allowlist/<agent_id>`` key on ``config-state``; a tombstone removes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    agent_id: str
+    reason: str
+    expires_at: datetime | None = None
+    added_by: str
+    added_at: datetime

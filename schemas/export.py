@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.admin import AdminCommand, AdminEvent
+from schemas.admin import AdminCommand, AdminEvent, AllowlistEntry, ThresholdsState
 from schemas.assertion import Assertion
 from schemas.breaker import BreakerSnapshot
 from schemas.invalid import InvalidRecord
@@ -23,6 +23,8 @@ RECORDS: dict[str, type[BaseModel]] = {
     "breaker-snapshot": BreakerSnapshot,
     "admin-command": AdminCommand,
     "admin-event": AdminEvent,
+    "thresholds-state": ThresholdsState,
+    "allowlist-entry": AllowlistEntry,
 }
 
 

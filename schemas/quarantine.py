@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -15,6 +16,12 @@ class QuarantineStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+
+
+def quarantine_item_id(agent_id: str, assertion_id: str) -> str:
+    """Return the URL-safe id of the quarantine item of ``assertion_id`` from ``agent_id``."""
+    digest = hashlib.blake2b(f"{agent_id}\x1f{assertion_id}".encode(), digest_size=12)
+    return "q" + digest.hexdigest()
 
 
 class QuarantineItem(BaseModel):

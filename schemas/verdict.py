@@ -26,6 +26,19 @@ class Reason(StrEnum):
     APPROVED = "Approved"
 
 
+class Review(BaseModel):
+    """An operator's decision on a quarantined assertion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Literal["approved", "rejected"]
+    decided_by: str
+    decided_at: datetime
+    command_id: str
+    note: str | None = None
+    original_reasons: list[Reason] = Field(default_factory=list)
+
+
 class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +56,9 @@ class Verdict(BaseModel):
     gate_version: str
     source_partition: int | None = None
     source_offset: int | None = None
+    review: Review | None = Field(
+        None, description="Set on an approved assertion that was first quarantined."
+    )
 
 
 class RoutedAssertion(BaseModel):

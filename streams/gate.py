@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from schemas.admin import AdminCommand, AdminCommandKind, AdminEvent, AdminEventKind
 from schemas.breaker import BreakerSnapshot
 from schemas.invalid import InvalidKind, InvalidRecord
-from schemas.quarantine import QuarantineItem
+from schemas.quarantine import QuarantineItem, quarantine_item_id
 from schemas.verdict import Reason, Route, RoutedAssertion, Verdict
 from streams import __version__
 from streams.breaker import Transition
@@ -246,7 +246,7 @@ class Gate:
     async def _quarantine(
         self, fields: dict[str, Any], agent_id: str, verdict: Verdict, partition: int
     ) -> None:
-        item_key = f"{agent_id}/{fields['id']}"
+        item_key = quarantine_item_id(agent_id, str(fields["id"]))
         item = QuarantineItem(
             id=item_key,
             agent_id=agent_id,

@@ -179,6 +179,27 @@ class AdminApiSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the admin API binds to.")
     port: int = Field(18180, ge=1, le=65535, description="TCP port of the admin API.")
     review_port: int = Field(18188, ge=1, le=65535, description="TCP port of the review page.")
+    tokens_file: Path | None = Field(
+        None,
+        description="File of operator bearer tokens, one 'operator-name token' pair a line; "
+        "'#' starts a comment.",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Serve without tokens; only accepted when host is a loopback address.",
+    )
+    command_timeout_seconds: float = Field(
+        10.0,
+        gt=0.0,
+        le=300.0,
+        description="Seconds a '?wait=true' write waits for the worker's result.",
+    )
+    max_request_bytes: int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576, description="Largest accepted request body."
+    )
+    page_limit_max: int = Field(
+        1000, ge=1, le=100_000, description="Largest 'limit' a list request may ask for."
+    )
 
 
 class WorkerSettings(_Section):

@@ -15,6 +15,7 @@ INVALID = "invalid"
 ADMIN_EVENTS = "admin-events"
 QUARANTINE_STATE = "quarantine-state"
 BREAKER_STATE = "breaker-state"
+CONFIG_STATE = "config-state"
 
 ROUTE_TOPICS = (ACCEPTED, QUARANTINE, BANNED)
 
@@ -48,6 +49,7 @@ def topic_specs(settings: GateSettings) -> list[TopicSpec]:
         (ADMIN_EVENTS, plain),
         (QUARANTINE_STATE, compacted),
         (BREAKER_STATE, compacted),
+        (CONFIG_STATE, compacted),
     ]
     return [
         TopicSpec(kafka.topic(name), kafka.partitions, kafka.replication_factor, dict(configs))

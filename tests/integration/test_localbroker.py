@@ -11,6 +11,7 @@ from streams.topics import (
     ADMIN_COMMANDS,
     ASSERTIONS,
     BREAKER_STATE,
+    CONFIG_STATE,
     QUARANTINE_STATE,
     topic_specs,
 )
@@ -53,7 +54,7 @@ async def test_topic_setup_creates_every_topic_with_configs(
             bootstrap, settings.kafka.topic(topic), ["message.timestamp.type"]
         )
         assert configs["message.timestamp.type"] == "LogAppendTime", topic
-    for topic in (QUARANTINE_STATE, BREAKER_STATE):
+    for topic in (QUARANTINE_STATE, BREAKER_STATE, CONFIG_STATE):
         configs = await _topic_configs(
             bootstrap, settings.kafka.topic(topic), ["cleanup.policy", "min.compaction.lag.ms"]
         )
