@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from streams.commands import CommandProcessor
 from streams.gate import Gate
 from streams.metrics import GateMetrics
 from streams.settings import GateSettings
@@ -32,6 +33,7 @@ from streams.topics import (
     ASSERTIONS,
     BANNED,
     BREAKER_STATE,
+    CONFIG_STATE,
     INVALID,
     QUARANTINE,
     QUARANTINE_STATE,
@@ -40,6 +42,8 @@ from streams.topics import (
 logger = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+# A command id repeated within this time is answered with its first result.
+COMMAND_RETENTION_MS = 7 * DAY_MS
 
 
 def _broker_urls(bootstrap_servers: str) -> list[str]:
@@ -107,6 +111,17 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
             key_type=str,
             partitions=kafka.partitions,
         ),
+        "commands": app.Table(
+            "commands",
+            key_type=str,
+            partitions=kafka.partitions,
+            options={"ttl": int(COMMAND_RETENTION_MS / 1000)},
+            extra_topic_configs={
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(COMMAND_RETENTION_MS),
+            },
+        ),
+        "config": app.Table("config", key_type=str, partitions=kafka.partitions),
     }
     metrics = GateMetrics(registry if registry is not None else CollectorRegistry())
     gate = Gate(
@@ -123,11 +138,13 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
                 ADMIN_EVENTS,
                 QUARANTINE_STATE,
                 BREAKER_STATE,
+                CONFIG_STATE,
             )
         },
         metrics=metrics,
     )
     app.gate = gate  # type: ignore[attr-defined]
+    commands = CommandProcessor(gate, tables["commands"])
 
     assertions = raw_topic(ASSERTIONS)
 
@@ -139,7 +156,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
     @app.agent(raw_topic(ADMIN_COMMANDS), name="commands")
     async def command_agent(stream: Any) -> None:
         async for event in stream.events():
-            await gate.handle_command(event)
+            await commands.handle(event)
 
     @app.timer(interval=worker.sweep_interval_seconds, on_leader=False)  # type: ignore[untyped-decorator]
     async def sweep() -> None:

@@ -155,9 +155,7 @@ def _content_reasons(
     return reasons
 
 
-def _judge(
-    breaker: Breaker, counts: WindowCounts, now_ms: int, cb: CircuitBreakerSettings
-) -> Step:
+def _judge(breaker: Breaker, counts: WindowCounts, now_ms: int, cb: CircuitBreakerSettings) -> Step:
     """Trip the breaker on a flood (any state but OPEN) or a failure rate (CLOSED only)."""
     size_ms = int(cb.window_seconds * 1000)
     estimate = windows.sliding_estimate(counts, now_ms, size_ms)
@@ -205,8 +203,10 @@ def decide(
     if admission is Admission.PROBE:
         breaker, probing = breaker.start_probe(cb)
     if admission is Admission.BAN or (admission is Admission.PROBE and not probing):
-        reason = Reason.CIRCUIT_OPEN if admission is Admission.BAN else (
-            Reason.HALF_OPEN_PROBES_EXHAUSTED
+        reason = (
+            Reason.CIRCUIT_OPEN
+            if admission is Admission.BAN
+            else (Reason.HALF_OPEN_PROBES_EXHAUSTED)
         )
         counts = windows.count(counts, scored=False, quarantined=False)
         step = _judge(breaker, counts, now_ms, cb)

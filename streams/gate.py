@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from schemas.admin import AdminCommand, AdminCommandKind, AdminEvent, AdminEventKind
 from schemas.breaker import BreakerSnapshot
@@ -28,8 +27,9 @@ from streams import __version__
 from streams.breaker import Transition
 from streams.decision import AgentState, Decision, SeenEntry, decide, id_key, sweep
 from streams.decode import DecodeFailure, decode
+from streams.errors import ConfigError
 from streams.metrics import GateMetrics
-from streams.settings import GateSettings
+from streams.settings import GateSettings, with_thresholds
 from streams.topics import (
     ADMIN_COMMANDS,
     ADMIN_EVENTS,
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 LOG_EVERY_SECONDS = 10.0
 LOG_APPEND_TIME = 1
 SWEEPER = "gate-sweeper"
+THRESHOLDS_KEY = "thresholds"
 
 
 def _ms_to_datetime(ms: int) -> datetime:
@@ -88,8 +89,14 @@ class Gate:
         self.quarantine = tables["quarantine"]
         self.outputs = outputs
         self.metrics = metrics
+        self.config = tables["config"]
         self._log = _RateLimitedLog(LOG_EVERY_SECONDS)
         self._warned_timestamp_type = False
+        self._partition_settings: dict[int, tuple[dict[str, Any], GateSettings]] = {}
+
+    def log_limited(self, kind: str, msg: str, *args: Any, exc_info: bool = False) -> None:
+        """Log a warning, at most once per interval for each ``kind``."""
+        self._log.warning(kind, msg, *args, exc_info=exc_info)
 
     # -- per record ---------------------------------------------------------------
 
@@ -118,7 +125,7 @@ class Gate:
 
     async def _handle_assertion(self, key: bytes | None, value: bytes | None, message: Any) -> None:
         # 1. Decode and validate; dead letters never touch any agent's state.
-        settings = self.settings
+        settings = self.settings_for(message.partition)
         decoded = decode(
             key,
             value,
@@ -131,8 +138,8 @@ class Gate:
 
         assertion = decoded.assertion
         agent_id = assertion.agent_id
-        now_ms = self._broker_time_ms(message)
-        state = self._load_agent(agent_id)
+        now_ms = self.broker_time_ms(message)
+        state = self.load_agent(agent_id)
 
         # 2. A record at or below the last applied offset was already decided before a
         # restart or rebalance: send its stored verdict again, change no state.
@@ -157,12 +164,12 @@ class Gate:
 
         # 4. Route, then publish what changed.
         verdict = self._verdict(decision, message)
-        await self._route(decoded.fields, agent_id, verdict, message)
+        await self.route(decoded.fields, agent_id, verdict)
         if decision.route is Route.QUARANTINE:
             await self._quarantine(decoded.fields, agent_id, verdict, message.partition)
-        await self._publish_transitions(agent_id, decision.state, decision.transitions)
+        await self.publish_transitions(agent_id, decision.state, decision.transitions)
 
-    def _broker_time_ms(self, message: Any) -> int:
+    def broker_time_ms(self, message: Any) -> int:
         if message.timestamp_type != LOG_APPEND_TIME and not self._warned_timestamp_type:
             self._warned_timestamp_type = True
             logger.warning(
@@ -173,7 +180,30 @@ class Gate:
             )
         return int(message.timestamp * 1000 + 0.5)
 
-    def _load_agent(self, agent_id: str) -> AgentState:
+    def settings_for(self, partition: int) -> GateSettings:
+        """Return the settings with this partition's runtime thresholds applied.
+
+        Must run while an event of ``partition`` is current: the ``config`` table keeps
+        one copy of the thresholds per partition and reads the current event's copy.
+        """
+        overrides = self.config.get(THRESHOLDS_KEY)
+        if not overrides:
+            return self.settings
+        cached = self._partition_settings.get(partition)
+        if cached is not None and cached[0] == overrides:
+            return cached[1]
+        try:
+            effective = with_thresholds(self.settings, overrides)
+        except ConfigError as exc:
+            # Stored overrides were validated when set; bounds may have changed since.
+            self.log_limited(
+                "thresholds", "ignoring stored thresholds of partition %d: %s", partition, exc
+            )
+            effective = self.settings
+        self._partition_settings[partition] = (dict(overrides), effective)
+        return effective
+
+    def load_agent(self, agent_id: str) -> AgentState:
         data = self.agents.get(agent_id)
         return AgentState.from_dict(data) if data else AgentState()
 
@@ -194,9 +224,7 @@ class Gate:
             source_offset=message.offset,
         )
 
-    async def _route(
-        self, fields: dict[str, Any], agent_id: str, verdict: Verdict, message: Any
-    ) -> None:
+    async def route(self, fields: dict[str, Any], agent_id: str, verdict: Verdict) -> None:
         record = RoutedAssertion(assertion=fields, verdict=verdict)
         headers = [
             ("x-stemedb-route", verdict.route.value.encode()),
@@ -241,7 +269,7 @@ class Gate:
             source_partition=message.partition,
             source_offset=message.offset,
         )
-        await self._route(fields, agent_id, verdict, message)
+        await self.route(fields, agent_id, verdict)
 
     async def _quarantine(
         self, fields: dict[str, Any], agent_id: str, verdict: Verdict, partition: int
@@ -262,7 +290,7 @@ class Gate:
             key=item_key.encode(), value=orjson.dumps(payload), partition=partition
         )
 
-    async def _publish_transitions(
+    async def publish_transitions(
         self, agent_id: str, state: AgentState, transitions: tuple[Transition, ...]
     ) -> None:
         if not transitions:
@@ -383,61 +411,6 @@ class Gate:
             issued_at=_ms_to_datetime(now_ms),
         )
         await self.outputs[ADMIN_COMMANDS].send(key=agent_id.encode(), value=_dumps(command))
-
-    async def handle_command(self, event: Any) -> None:
-        """Handle one ``admin-commands`` record; never raises except on cancellation."""
-        message = event.message
-        try:
-            command = AdminCommand.model_validate_json(message.value or b"")
-        except ValidationError as exc:
-            self._log.warning(
-                "command",
-                "ignoring invalid command at %s[%d] offset=%d: %s",
-                message.topic,
-                message.partition,
-                message.offset,
-                exc,
-            )
-            return
-        try:
-            await self._apply_command(command, message)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._log.warning(
-                "command",
-                "failed to apply command %s (%s) at %s[%d] offset=%d: %r",
-                command.command_id,
-                command.kind.value,
-                message.topic,
-                message.partition,
-                message.offset,
-                exc,
-                exc_info=True,
-            )
-
-    async def _apply_command(self, command: AdminCommand, message: Any) -> None:
-        if command.kind is AdminCommandKind.EXPIRE_STATE and command.agent_id:
-            data = self.agents.get(command.agent_id)
-            if not data:
-                return
-            state = AgentState.from_dict(data)
-            swept, transitions = sweep(
-                state, self._broker_time_ms(message), self.settings.circuit_breaker
-            )
-            if swept is None:
-                del self.agents[command.agent_id]
-                return
-            self.agents[command.agent_id] = swept.to_dict()
-            await self._publish_transitions(command.agent_id, swept, transitions)
-            return
-        # NOTE: operator commands (approve, reject, breaker open/reset, allow-list,
-        # thresholds) are not handled yet; they are logged and dropped.
-        logger.warning(
-            "command %s of kind %s is not supported by this worker version; dropped",
-            command.command_id,
-            command.kind.value,
-        )
 
     # -- inspection ---------------------------------------------------------------
 

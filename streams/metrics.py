@@ -35,6 +35,16 @@ class GateMetrics:
             ["to_state", "reason"],
             registry=registry,
         )
+        self.approved = Counter(
+            "stemedb_quarantine_approved_total",
+            "Quarantined assertions approved by an operator and sent to accepted.",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "stemedb_quarantine_rejected_total",
+            "Quarantined assertions rejected by an operator.",
+            registry=registry,
+        )
         self.replays = Counter(
             "stemedb_replayed_records_total",
             "Records seen again after a restart or rebalance and answered with their "

@@ -159,9 +159,7 @@ def _is_valid_source(source: str) -> bool:
 
 
 def _bad_sources(claim: ClaimView, _: ScoringContext) -> bool:
-    return len(claim.sources) > MAX_SOURCES or not all(
-        _is_valid_source(s) for s in claim.sources
-    )
+    return len(claim.sources) > MAX_SOURCES or not all(_is_valid_source(s) for s in claim.sources)
 
 
 def _no_sources(claim: ClaimView, _: ScoringContext) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -344,3 +345,64 @@ def _describe_validation_error(exc: ValidationError, path: Path | None) -> str:
         lines.append(f"invalid config {key} = {value!r}: {error['msg']}{env_hint}")
     where = f" in {str(path)!r} or the environment" if path else ""
     return f"invalid configuration{where}:\n  " + "\n  ".join(lines)
+
+
+# Keys that operators may change at runtime with a set_thresholds command, by section.
+RUNTIME_THRESHOLDS: dict[str, str] = {
+    "quality_threshold": "content_defense",
+    "confidence_threshold": "content_defense",
+    "untrusted_confidence_threshold": "content_defense",
+    "duplicate_lookback_hours": "content_defense",
+    "max_future_skew_seconds": "content_defense",
+    "max_age_hours": "content_defense",
+    "trust_min_reviews": "content_defense",
+    "trust_min_approval_ratio": "content_defense",
+    "failure_rate_threshold": "circuit_breaker",
+    "min_requests": "circuit_breaker",
+    "timeout_seconds": "circuit_breaker",
+    "max_timeout_seconds": "circuit_breaker",
+    "max_submissions_per_minute": "circuit_breaker",
+    "half_open_probes": "circuit_breaker",
+    "half_open_max_seconds": "circuit_breaker",
+}
+
+
+def current_thresholds(settings: GateSettings) -> dict[str, float | int]:
+    """Return the runtime-changeable thresholds of ``settings`` as one flat mapping."""
+    return {
+        key: getattr(getattr(settings, section), key) for key, section in RUNTIME_THRESHOLDS.items()
+    }
+
+
+def with_thresholds(settings: GateSettings, overrides: Mapping[str, Any]) -> GateSettings:
+    """Return ``settings`` with threshold overrides applied.
+
+    Raises :class:`ConfigError` naming the first unknown key or out-of-bounds value, so
+    a command or a request can report which field is wrong.
+    """
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section = RUNTIME_THRESHOLDS.get(key)
+        if section is None:
+            raise ConfigError(
+                f"unknown threshold {key!r}; valid keys: {', '.join(sorted(RUNTIME_THRESHOLDS))}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"threshold {key} = {value!r} must be a number")
+        by_section.setdefault(section, {})[key] = value
+    updates: dict[str, Any] = {}
+    for section, values in by_section.items():
+        model = SECTIONS[section]
+        try:
+            updates[section] = model.model_validate(
+                {**getattr(settings, section).model_dump(), **values}
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            if not error["loc"]:  # a check across keys, whose message names them
+                raise ConfigError(f"invalid thresholds: {error['msg']}") from None
+            key = ".".join(str(part) for part in error["loc"])
+            raise ConfigError(
+                f"invalid threshold {key} = {error.get('input')!r}: {error['msg']}"
+            ) from None
+    return settings.model_copy(update=updates)
