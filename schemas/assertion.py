@@ -23,8 +23,9 @@ class Assertion(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     schema_version: Literal[1] = Field(1, description="Version of this schema.")
-    id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="Producer-chosen id, unique per agent; the idempotency key."
+    id: Annotated[str, StringConstraints(pattern=r"^[!-~]{1,200}$")] = Field(
+        description="Producer-chosen id, unique per agent; the idempotency key. Printable "
+        "ASCII without spaces, so look-alike Unicode cannot make two ids that read the same."
     )
     agent_id: HexKey = Field(description="Hex-encoded Ed25519 public key of the writing agent.")
     subject: str = Field(description="What the claim is about.")

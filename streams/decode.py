@@ -6,6 +6,7 @@ field path where one applies. Nothing here raises on bad input.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,30 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "$"
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = item
+    return seen
+
+
+def _first_duplicate_key(value: bytes) -> str | None:
+    """Return the first key that an object of ``value`` repeats; ``value`` is valid JSON."""
+    try:
+        json.loads(value, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKey as exc:
+        return exc.key
+    return None
+
+
 def decode(
     key: bytes | None, value: bytes | None, *, max_bytes: int, require_signatures: bool
 ) -> Decoded | DecodeFailure:
@@ -47,10 +72,21 @@ def decode(
             InvalidKind.TOO_LARGE, f"record value is {len(value)} bytes, over the {max_bytes} limit"
         )
 
+    # orjson rejects invalid UTF-8, lone surrogates, NaN and Infinity. It keeps the last
+    # of duplicate keys silently, and parsers in other languages keep the first, so
+    # one signed record could mean two things: duplicates are rejected separately.
     try:
         fields = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         return DecodeFailure(InvalidKind.DECODE_ERROR, f"value is not UTF-8 JSON: {exc}")
+    try:
+        duplicate = _first_duplicate_key(value)
+    except RecursionError:
+        return DecodeFailure(InvalidKind.DECODE_ERROR, "JSON nesting is too deep")
+    if duplicate is not None:
+        return DecodeFailure(
+            InvalidKind.DECODE_ERROR, f"JSON object has the key {duplicate!r} twice", duplicate
+        )
     if not isinstance(fields, dict):
         return DecodeFailure(
             InvalidKind.SCHEMA_ERROR,

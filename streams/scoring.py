@@ -186,7 +186,7 @@ RULES: tuple[Rule, ...] = (
     Rule("length", 0.5, _length, "subject, predicate or object over its length bound"),
     Rule("junk_text", 0.5, _junk, "mostly symbols, long repeated runs, or control characters"),
     Rule("placeholder", 0.5, _placeholder, "subject or object is a placeholder such as n/a, TODO"),
-    Rule("bad_source", 0.3, _bad_sources, "a source is not an absolute URI of an allowed scheme"),
+    Rule("bad_source", 0.5, _bad_sources, "a source is not an absolute URI of an allowed scheme"),
     Rule("no_source", 0.1, _no_sources, "no source given"),
     Rule("self_reference", 0.5, _self_reference, "subject and object are the same text"),
     Rule("future_timestamp", 0.5, _future, "created_at lies after the broker time beyond skew"),
