@@ -28,10 +28,13 @@ API_TOKEN_ENV = "STEMEDB_API_TOKEN"
 DEFAULT_API_URL = "http://127.0.0.1:18180"
 ADMIN_PREFIX = "/v1/admin"
 MAX_IDEMPOTENCY_KEY_CHARS = 200
+EXCERPT_CHARS = 200
+"""Characters of a non-JSON response body that an error message quotes."""
+_NOT_JSON = object()
 
 
 class AdminClientError(GateError):
-    """A request to the admin API could not be made, or its answer was unusable."""
+    """A request to the admin API failed, or its response could not be used."""
 
 
 class UsageError(AdminClientError, ValueError):
@@ -75,7 +78,7 @@ class ApiError(AdminClientError):
         if details:
             text += f" ({', '.join(details)})"
         if self.hint:
-            text += f"; {self.hint}"
+            text += f". {self.hint}"
         return text
 
 
@@ -109,6 +112,8 @@ def resolve_token(token: str | None, token_file: str | None) -> str | None:
 
     ``None`` means no token, which only an API that runs unauthenticated accepts.
     """
+    if token is not None and token_file is not None:
+        raise UsageError("give --token or --token-file, not both")
     if token is not None:
         if not token.strip():
             raise UsageError("--token is empty")
@@ -133,8 +138,7 @@ def _read_token_file(path: Path) -> str:
         # A copy of the API's tokens file ("operator-name token" lines) would otherwise
         # be sent whole as the bearer token.
         raise UsageError(
-            f"token file {str(path)!r} must contain only the token, with no spaces or "
-            "other lines"
+            f"token file {str(path)!r} must contain only the token, with no spaces or other lines"
         )
     return token
 
@@ -142,8 +146,7 @@ def _read_token_file(path: Path) -> str:
 def check_idempotency_key(key: str | None) -> str | None:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
         raise UsageError(
-            f"--idempotency-key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, "
-            f"got {len(key)}"
+            f"--idempotency-key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}"
         )
     return key
 
@@ -199,7 +202,7 @@ class AdminClient:
         wait: bool,
         idempotency_key: str | None = None,
     ) -> ApiResponse:
-        """Send a command request; with ``wait`` the API answers with the command's result."""
+        """Send a command request. With ``wait``, the API returns the command's result."""
         params = {"wait": "true"} if wait else None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return await self.request(method, segments, params=params, body=body, headers=headers)
@@ -225,13 +228,13 @@ class AdminClient:
                 text = await response.text(errors="replace")
         except aiohttp.ClientConnectorError as exc:
             raise ApiUnavailableError(
-                f"cannot connect to the admin API at {self.base_url} ({exc.os_error}); "
-                "start it with 'stemedb-gate admin-api', or pass --api-url or set "
+                f"cannot connect to the admin API at {self.base_url} ({exc.os_error}). "
+                "Start it with 'stemedb-gate admin-api', or pass --api-url or set "
                 f"{API_URL_ENV} to where it runs"
             ) from None
         except TimeoutError:
             raise ApiUnavailableError(
-                f"{method} {url} timed out after {self.timeout_seconds:g} seconds; a write "
+                f"{method} {url} timed out after {self.timeout_seconds:g} seconds. A write "
                 "may still be applied, so check the item or breaker before repeating it, "
                 "or raise --timeout"
             ) from None
@@ -245,7 +248,7 @@ class AdminClient:
             if decoded is _NOT_JSON:
                 raise AdminClientError(
                     f"{method} {url} returned HTTP {status} with a body that is not JSON: "
-                    f"{_excerpt(text)}; is --api-url the admin API?"
+                    f"{_excerpt(text)}. Is --api-url the admin API?"
                 )
             return ApiResponse(status, decoded)
         raise self._error(method, url, status, decoded, text)
@@ -262,12 +265,15 @@ class AdminClient:
         hint = None
         if status == 401:
             hint = (
-                "the token was rejected"
+                "The token was rejected"
                 if self.token is not None
-                else f"pass --token or --token-file, or set {API_TOKEN_ENV}"
+                else f"Pass --token or --token-file, or set {API_TOKEN_ENV}"
             )
         elif status == 504 and command_id:
-            hint = f"it may still apply: check with 'stemedb-gate command show {command_id}'"
+            hint = (
+                "It may still be applied, so check it with "
+                f"'stemedb-gate command show {command_id}'"
+            )
         return ApiError(
             status,
             str(decoded.get("error") or "http_error"),
@@ -276,10 +282,6 @@ class AdminClient:
             command_id=str(command_id) if command_id is not None else None,
             hint=hint,
         )
-
-
-_NOT_JSON = object()
-EXCERPT_CHARS = 200
 
 
 def _decode_json(text: str) -> Any:

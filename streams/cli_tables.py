@@ -115,7 +115,7 @@ def format_duration(seconds: Any) -> str:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return cell(seconds)
     remaining = max(0, round(seconds))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         count, remaining = divmod(remaining, size)
         if count or parts:
