@@ -204,17 +204,23 @@ def _print_item_decision(
 def _print_bulk_decision(
     responses: Sequence[ApiResponse], decision: str, target: str, json_output: bool
 ) -> int:
+    """Print the bulk responses and return 1 when some items were not applied or left out."""
     bodies = [_object(response.body) for response in responses]
     command_ids: list[Any] = []
     count = 0
+    # A bulk request by agent covers at most 10000 of its pending items, and the API
+    # reports how many it left out as "remaining".
+    remaining = 0
     results: dict[str, int] = {}
     for body in bodies:
         command_ids.extend(_list(body, "command_ids"))
         count += _count(body.get("count", 0))
+        remaining += _count(body.get("remaining", 0))
         for result, number in _object(body.get("results") or {}).items():
             results[result] = results.get(result, 0) + _count(number)
     waited = all(response.status == 200 for response in responses)
     not_applied = sum(number for result, number in results.items() if result != "applied")
+    exit_code = 1 if not_applied or remaining else 0
 
     if json_output:
         if len(bodies) == 1:
@@ -224,22 +230,24 @@ def _print_bulk_decision(
             if waited:
                 merged["results"] = results
             _print_json(merged)
-        return 1 if not_applied else 0
+        return exit_code
 
-    if not waited:
+    if waited:
+        print(f"{decision} of {target}: {count} commands")
+        if results:
+            print(
+                format_table(
+                    [Column("RESULT"), Column("ITEMS", align_right=True)],
+                    [[cell(result), str(number)] for result, number in results.items()],
+                )
+            )
+    else:
         print(f"{decision} of {target}: {count} commands published, pending:")
         print("\n".join(cell(command_id) for command_id in command_ids))
         print("check each with 'stemedb-gate command show COMMAND_ID'")
-        return 0
-    print(f"{decision} of {target}: {count} commands")
-    if results:
-        print(
-            format_table(
-                [Column("RESULT"), Column("ITEMS", align_right=True)],
-                [[cell(result), str(number)] for result, number in results.items()],
-            )
-        )
-    return 1 if not_applied else 0
+    if remaining:
+        print(f"{remaining} more pending items were left out. Run the command again for them.")
+    return exit_code
 
 
 def _count(value: Any) -> int:
@@ -602,7 +610,7 @@ async def _fetch_pages(
     list_key: str,
     all_pages: bool,
 ) -> dict[str, Any]:
-    """GET a paginated list; with ``all_pages``, follow ``next_cursor`` and join the pages.
+    """GET a paginated list. With ``all_pages``, follow ``next_cursor`` and join the pages.
 
     The joined body keeps the last page's other fields, with every record under
     ``list_key`` and ``next_cursor`` null.
@@ -625,17 +633,17 @@ async def _fetch_pages(
     return {**body, list_key: records, "next_cursor": None}
 
 
-def _page_footer(body: Mapping[str, Any], shown: int, noun: str) -> str:
-    footer = f"{shown} of {cell(body.get('total', shown))} {noun}"
+def _page_footer(body: Mapping[str, Any], record_count: int, noun: str) -> str:
+    footer = f"{record_count} of {cell(body.get('total', record_count))} {noun}"
     cursor = body.get("next_cursor")
     if cursor:
         footer += f". Next page: --cursor {cell(cursor)}, or --all-pages for all"
     return footer
 
 
-def _pending_line(what: str, command_id: str) -> str:
+def _pending_line(action: str, command_id: str) -> str:
     return (
-        f"{what} is pending as command {command_id}. Check it with "
+        f"{action} is pending as command {command_id}. Check it with "
         f"'stemedb-gate command show {command_id}'"
     )
 

@@ -687,6 +687,28 @@ def test_reject_by_agent_partial_exits_1(
     ]
 
 
+def test_bulk_by_agent_remaining_exits_1(
+    api: FakeAdminApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.respond(
+        "POST",
+        "/v1/admin/quarantine/approve",
+        {
+            "command_ids": ["c1", "c2"],
+            "count": 2,
+            "unknown_ids": [],
+            "remaining": 5,
+            "results": {"applied": 2, "not_found": 0, "conflict": 0, "invalid": 0},
+        },
+    )
+
+    assert run(api, "quarantine", "approve", "--agent-id", AGENT) == 1
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split() == ["applied", "2"]
+    assert lines[-1] == "5 more pending items were left out. Run the command again for them."
+
+
 def test_bulk_json_keeps_exit_1(api: FakeAdminApi, capsys: pytest.CaptureFixture[str]) -> None:
     body = {"command_ids": ["c1"], "count": 1, "results": {"applied": 0, "conflict": 1}}
     api.respond("POST", "/v1/admin/quarantine/approve", body)
