@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.commands import CommandProcessor
 from streams.gate import Gate
+from streams.lag import LagMonitor, OffsetReader
 from streams.metrics import GateMetrics
 from streams.settings import GateSettings
 from streams.topics import (
@@ -123,7 +124,10 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         ),
         "config": app.Table("config", key_type=str, partitions=kafka.partitions),
     }
-    metrics = GateMetrics(registry if registry is not None else CollectorRegistry())
+    metrics = GateMetrics(
+        registry if registry is not None else CollectorRegistry(),
+        top_agents=worker.metrics_top_agents,
+    )
     gate = Gate(
         settings=settings,
         tables=tables,
@@ -161,6 +165,17 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
     @app.timer(interval=worker.sweep_interval_seconds, on_leader=False)  # type: ignore[untyped-decorator]
     async def sweep() -> None:
         await gate.sweep_agents()
+
+    # faust starts services after table recovery and stops them with the app.
+    app.service(
+        LagMonitor(  # type: ignore[arg-type]
+            OffsetReader(kafka.bootstrap_servers, kafka.app_id, f"{kafka.app_id}-lag"),
+            metrics,
+            assigned=lambda: app.consumer.assignment(),
+            topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
+            interval_seconds=worker.lag_poll_interval_seconds,
+        )
+    )
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

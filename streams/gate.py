@@ -121,7 +121,7 @@ class Gate:
             failure = DecodeFailure(InvalidKind.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
             await self._dead_letter(message, failure)
         finally:
-            self.metrics.decision_seconds.observe(time.perf_counter() - started)
+            self.metrics.record_handled(time.perf_counter() - started)
 
     async def _handle_assertion(self, key: bytes | None, value: bytes | None, message: Any) -> None:
         # 1. Decode and validate; dead letters never touch any agent's state.
@@ -165,6 +165,7 @@ class Gate:
         # 4. Route, then publish what changed.
         verdict = self._verdict(decision, message)
         await self.route(decoded.fields, agent_id, verdict)
+        self.metrics.record_decision(agent_id, decision.route)
         if decision.route is Route.QUARANTINE:
             await self._quarantine(decoded.fields, agent_id, verdict, message.partition)
         await self.publish_transitions(agent_id, decision.state, decision.transitions)
@@ -377,7 +378,7 @@ class Gate:
         """
         now_ms = int(time.time() * 1000)
         cb = self.settings.circuit_breaker
-        tracked = 0
+        kept: list[AgentState] = []
         dropped = 0
         ticked = 0
         for agent_id, data in list(self.agents.items()):
@@ -387,13 +388,12 @@ class Gate:
                 del self.agents[agent_id]
                 dropped += 1
                 continue
-            tracked += 1
+            kept.append(swept)
             if swept != state:
                 await self._request_expiry(agent_id, now_ms)
                 ticked += 1
-        pending = sum(1 for item in self.quarantine.values() if item.get("status") == "pending")
-        self.metrics.agents_tracked.set(tracked)
-        self.metrics.quarantine_pending.set(pending)
+        self.metrics.record_sweep(kept, self.quarantine.values(), _ms_to_datetime(now_ms))
+        tracked = len(kept)
         if dropped or ticked:
             logger.info(
                 "sweep: dropped %d idle agent(s), %d to expire, %d tracked",

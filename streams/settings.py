@@ -217,6 +217,20 @@ class WorkerSettings(_Section):
         le=3600.0,
         description="Seconds between sweeps that expire windows of agents that went quiet.",
     )
+    metrics_top_agents: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Agents named in the per-agent rate metrics, the highest rates first; "
+        "the rest are summed under agent_id 'other'.",
+    )
+    lag_poll_interval_seconds: float = Field(
+        10.0,
+        ge=1.0,
+        le=3600.0,
+        description="Seconds between reads of the end and committed offsets behind the "
+        "consumer lag metric.",
+    )
 
 
 SECTIONS: dict[str, type[_Section]] = {
