@@ -27,12 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Each module registers its own subcommands; handlers are set with set_defaults(func=...).
     from streams.cli_admin import register as register_admin_commands
+    from streams.cli_api import register as register_api_commands
     from streams.cli_broker import register as register_broker_commands
     from streams.cli_gate import register as register_gate_commands
 
     register_broker_commands(commands)
     register_gate_commands(commands)
     register_admin_commands(commands)
+    register_api_commands(commands)
     return parser
 
 
