@@ -21,6 +21,7 @@ from admin_api.errors import AdminApiError
 from admin_api.read_model import READ_TOPICS, ReadModel
 from streams.settings import GateSettings
 from streams.topics import ADMIN_COMMANDS
+from streams.topicsetup import admin_client
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ class StateFeed:
 
         Raises :class:`AdminApiError` naming the topics that do not exist.
         """
+        # 1. Find every partition; a missing topic is a setup error, not a wait.
         kafka = self.settings.kafka
+        partitions = await self._find_partitions()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
             client_id=CLIENT_ID,
@@ -81,22 +84,6 @@ class StateFeed:
         await consumer.start()
         self._consumer = consumer
         try:
-            # 1. Find every partition; a missing topic is a setup error, not a wait.
-            existing = await consumer.topics()
-            missing = [name for name in self._short_names if name not in existing]
-            if missing:
-                raise AdminApiError(
-                    f"topics {', '.join(missing)} do not exist on Kafka at "
-                    f"{kafka.bootstrap_servers}; create them with 'stemedb-gate topics setup' "
-                    "using the same config"
-                )
-            partitions: list[TopicPartition] = []
-            for name in self._short_names:
-                numbers = consumer.partitions_for_topic(name) or set()
-                partitions.extend(TopicPartition(name, number) for number in sorted(numbers))
-                if self._short_names[name] == ADMIN_COMMANDS:
-                    self.read_model.commands.partitions = max(1, len(numbers))
-
             # 2. Read from the beginning up to the end offsets of now before serving.
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -114,6 +101,34 @@ class StateFeed:
             await self.stop()
             raise
         self._task = asyncio.create_task(self._run(consumer), name="admin-api-state-feed")
+
+    async def _find_partitions(self) -> list[TopicPartition]:
+        """Return every partition of the read topics; a missing topic is a setup error."""
+        kafka = self.settings.kafka
+        names = list(self._short_names)
+        async with admin_client(kafka.bootstrap_servers) as client:
+            existing = set(await client.list_topics())
+            missing = [name for name in names if name not in existing]
+            if missing:
+                raise AdminApiError(
+                    f"topics {', '.join(missing)} do not exist on Kafka at "
+                    f"{kafka.bootstrap_servers}; create them with 'stemedb-gate topics setup' "
+                    "using the same config"
+                )
+            described = await client.describe_topics(names)
+        partitions: list[TopicPartition] = []
+        for topic in described:
+            name = topic["topic"]
+            if topic["error_code"] != 0:
+                raise AdminApiError(
+                    f"describing topic {name!r} on Kafka at {kafka.bootstrap_servers} failed "
+                    f"with error code {topic['error_code']}"
+                )
+            numbers = sorted(p["partition"] for p in topic["partitions"])
+            partitions.extend(TopicPartition(name, number) for number in numbers)
+            if self._short_names[name] == ADMIN_COMMANDS:
+                self.read_model.commands.partitions = max(1, len(numbers))
+        return partitions
 
     async def stop(self) -> None:
         task, self._task = self._task, None
