@@ -172,4 +172,11 @@ def run_admin_api(settings: GateSettings) -> None:
         api.port,
         "on" if app[SERVICE_KEY].authenticator.enabled else "OFF",
     )
-    web.run_app(app, host=api.host, port=api.port, print=None)
+    try:
+        web.run_app(app, host=api.host, port=api.port, print=None)
+    except OSError as exc:
+        # Binding happens after the Kafka clients started; run_app has stopped them.
+        raise AdminApiError(
+            f"the admin API cannot listen on {api.host}:{api.port}: {exc.strerror or exc}; "
+            "stop the process that uses the port or set admin_api.port"
+        ) from exc

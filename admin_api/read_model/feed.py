@@ -131,19 +131,18 @@ class StateFeed:
         return partitions
 
     async def stop(self) -> None:
+        """Cancel the reading task and close the consumer, on every path."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                # The task's own cancellation; re-raise if this coroutine was cancelled too.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        try:
+            if task is not None:
+                task.cancel()
+                # wait() does not raise the task's own CancelledError, only one that
+                # cancels this coroutine, and the consumer is closed either way.
+                await asyncio.wait([task])
+        finally:
+            if consumer is not None:
+                await consumer.stop()
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:
