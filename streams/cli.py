@@ -29,10 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.cli_admin import register as register_admin_commands
     from streams.cli_api import register as register_api_commands
     from streams.cli_broker import register as register_broker_commands
+    from streams.cli_drills import register as register_drill_commands
     from streams.cli_gate import register as register_gate_commands
 
     register_broker_commands(commands)
     register_gate_commands(commands)
+    register_drill_commands(commands)
     register_admin_commands(commands)
     register_api_commands(commands)
     return parser
