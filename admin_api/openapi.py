@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the admin API, served at ``/openapi.json``.
 
-Written by hand next to the handlers; a unit test checks that every route of the
-application has an operation here and the other way round.
+Written by hand next to the handlers. A unit test checks that every route of the
+application has an operation here, and that every operation here has a route.
 """
 
 from __future__ import annotations
@@ -333,23 +333,23 @@ def _open(summary: str, description: str) -> dict[str, Any]:
     return {"summary": summary, "security": [], "responses": {"200": {"description": description}}}
 
 
-def openapi_document(settings: GateSettings) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document for the limits in ``settings``."""
-    page_limit_max = settings.admin_api.page_limit_max
-    limit = _query(
-        "limit",
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": page_limit_max,
-            "default": min(DEFAULT_PAGE_LIMIT, page_limit_max),
-        },
-        "Entries per page.",
-    )
-    cursor = _query("cursor", {"type": "string"}, "next_cursor of the previous page.")
-    item_path = _path("id", ITEM_ID, "Quarantine item id.")
-    agent_path = _path("agent_id", AGENT_ID, "Agent id (hex Ed25519 public key).")
-    decision = {"$ref": "#/components/schemas/Decision"}
+CURSOR = _query("cursor", {"type": "string"}, "next_cursor of the previous page.")
+ITEM_PATH = _path("id", ITEM_ID, "Quarantine item id.")
+AGENT_PATH = _path("agent_id", AGENT_ID, "Agent id (hex Ed25519 public key).")
+
+
+def _limit(page_limit_max: int) -> dict[str, Any]:
+    schema = {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": page_limit_max,
+        "default": min(DEFAULT_PAGE_LIMIT, page_limit_max),
+    }
+    return _query("limit", schema, "Entries per page.")
+
+
+def _quarantine_paths(limit: dict[str, Any]) -> dict[str, Any]:
+    decision = _ref("Decision")
     decided = {
         "type": "object",
         "properties": {
@@ -359,7 +359,7 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
         },
     }
     bulk = _ref("BulkDecision")
-    paths: dict[str, Any] = {
+    return {
         "/v1/admin/quarantine": {
             "get": _read(
                 "List quarantine items, oldest first",
@@ -382,7 +382,7 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                         "Only items quarantined at least this many seconds ago.",
                     ),
                     limit,
-                    cursor,
+                    CURSOR,
                 ],
             )
         },
@@ -390,14 +390,14 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
             "get": _read("Count pending items by agent and by reason", _ref("Summary"))
         },
         "/v1/admin/quarantine/{id}": {
-            "get": _read("Read one item", _ref("Item"), [item_path], "No such item.")
+            "get": _read("Read one item", _ref("Item"), [ITEM_PATH], "No such item.")
         },
         "/v1/admin/quarantine/{id}/approve": {
             "post": _write(
                 "Approve an item: the worker routes it to accepted",
                 decided,
                 body=decision,
-                parameters=[item_path],
+                parameters=[ITEM_PATH],
                 not_found="No such item.",
                 conflict="The item is already decided.",
             )
@@ -407,7 +407,7 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                 "Reject an item",
                 decided,
                 body=decision,
-                parameters=[item_path],
+                parameters=[ITEM_PATH],
                 not_found="No such item.",
                 conflict="The item is already decided.",
             )
@@ -430,6 +430,11 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                 conflict="An Idempotency-Key that names other commands.",
             )
         },
+    }
+
+
+def _breaker_paths(limit: dict[str, Any]) -> dict[str, Any]:
+    return {
         "/v1/admin/circuit_breakers": {
             "get": _read(
                 "List breakers in agent id order",
@@ -441,7 +446,7 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                         "Only breakers in this state.",
                     ),
                     limit,
-                    cursor,
+                    CURSOR,
                 ],
             )
         },
@@ -449,7 +454,7 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
             "get": _read(
                 "Read an agent's breaker; an unknown agent is CLOSED with no trips",
                 _ref("Breaker"),
-                [agent_path],
+                [AGENT_PATH],
             )
         },
         "/v1/admin/circuit_breakers/{agent_id}/open": {
@@ -480,7 +485,7 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                     },
                 },
                 body_required=True,
-                parameters=[agent_path],
+                parameters=[AGENT_PATH],
             )
         },
         "/v1/admin/circuit_breakers/{agent_id}/reset": {
@@ -500,11 +505,31 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {"reason": {"type": "string", "maxLength": MAX_REASON_LENGTH}},
                 },
-                parameters=[agent_path],
+                parameters=[AGENT_PATH],
             )
         },
+    }
+
+
+def _content_defense_paths() -> dict[str, Any]:
+    thresholds_write = _write(
+        "Change thresholds at run time on every partition, without a restart",
+        {
+            "type": "object",
+            "properties": {
+                "status": {"const": "applied"},
+                "thresholds": {"type": "object"},
+                "command_id": {"type": "string"},
+            },
+        },
+        body=_ref("ThresholdChanges"),
+        body_required=True,
+    )
+    return {
         "/v1/admin/content_defense/thresholds": {
             "get": _read("Read the thresholds in force", _ref("Thresholds")),
+            "put": thresholds_write,
+            "post": thresholds_write,
         },
         "/v1/admin/content_defense/allowlist": {
             "get": _read(
@@ -562,10 +587,15 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
                         "command_id": {"type": "string"},
                     },
                 },
-                parameters=[agent_path],
+                parameters=[AGENT_PATH],
                 not_found="The agent is not on the allow-list.",
             )
         },
+    }
+
+
+def _command_and_service_paths() -> dict[str, Any]:
+    return {
         "/v1/admin/commands/{command_id}": {
             "get": _read(
                 "Read a command's status and results",
@@ -588,22 +618,17 @@ def openapi_document(settings: GateSettings) -> dict[str, Any]:
         "/metrics": {"get": _open("Prometheus metrics", "Text exposition format.")},
         "/openapi.json": {"get": _open("This document", "OpenAPI 3.1 JSON.")},
     }
-    thresholds_write = _write(
-        "Change thresholds at run time on every partition, without a restart",
-        {
-            "type": "object",
-            "properties": {
-                "status": {"const": "applied"},
-                "thresholds": {"type": "object"},
-                "command_id": {"type": "string"},
-            },
-        },
-        body=_ref("ThresholdChanges"),
-        body_required=True,
-    )
-    thresholds = paths["/v1/admin/content_defense/thresholds"]
-    thresholds["put"] = thresholds_write
-    thresholds["post"] = thresholds_write
+
+
+def openapi_document(settings: GateSettings) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document for the limits in ``settings``."""
+    limit = _limit(settings.admin_api.page_limit_max)
+    paths = {
+        **_quarantine_paths(limit),
+        **_breaker_paths(limit),
+        **_content_defense_paths(),
+        **_command_and_service_paths(),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
