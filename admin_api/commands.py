@@ -3,8 +3,8 @@
 A write request becomes one or more :class:`~schemas.admin.AdminCommand` records on
 ``admin-commands``, keyed by the agent the command is about, so the worker that owns
 the agent's partition applies it. ``set_thresholds`` goes to every partition, because
-each worker keeps the thresholds of its own partitions. The worker answers each command
-on ``admin-events``; the read model's feed hands those events to
+each worker keeps the thresholds of its own partitions. The worker publishes the result
+of each command on ``admin-events``. The read model's feed passes those events to
 :class:`ResultWaiters`, which completes the requests waiting with ``?wait=true``.
 """
 
@@ -61,7 +61,7 @@ def build_command(
 
 
 class CommandSink(Protocol):
-    """Where commands go: Kafka in the service, a list in unit tests."""
+    """Destination of published commands: Kafka in the service, a fake in unit tests."""
 
     async def send(self, commands: Sequence[AdminCommand]) -> None:
         """Publish each command keyed by its ``agent_id``, all or raise."""
@@ -81,8 +81,8 @@ class KafkaCommandSink:
         self.topic = topic
 
     async def send(self, commands: Sequence[AdminCommand]) -> None:
-        # send() only queues a record; the futures complete when the broker has it, so
-        # a bulk request goes out in batches instead of one round trip per command.
+        # send() only queues a record, and its future completes when the broker has it.
+        # A bulk request so goes out in batches instead of one round trip per command.
         deliveries = []
         for command in commands:
             if command.agent_id is None:

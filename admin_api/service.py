@@ -1,8 +1,8 @@
-"""What the request handlers share: the read model, the command service and helpers."""
+"""State shared by the request handlers (read model, command service) and helpers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,11 +28,10 @@ class AdminService:
     commands: CommandService
     metrics: ApiMetrics
     feed: StateFeed | None = None
-    kafka_problems: list[str] = field(default_factory=list)
 
     def readiness_problems(self) -> list[str]:
         """List why the service cannot serve current data; empty when it can."""
-        problems = list(self.kafka_problems)
+        problems: list[str] = []
         if self.feed is not None:
             problems.extend(self.feed.problems())
         elif not self.read_model.ready:

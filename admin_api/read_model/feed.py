@@ -2,9 +2,9 @@
 
 The feed assigns itself every partition of :data:`~admin_api.read_model.READ_TOPICS`
 (no consumer group, nothing committed), reads from the beginning, and keeps reading
-until it is stopped. At start it records each partition's end offset; once its
-position reaches all of them the read model is marked ready, which ``/readyz`` and
-the admin routes wait for.
+until it is stopped. At start it records each partition's end offset. Once its
+position reaches all of them, it marks the read model ready, and ``/readyz`` and the
+admin routes start answering.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ async def open_breaker(request: web.Request) -> web.Response:
     duration_seconds = body.number(
         "duration_seconds", exclusive_minimum=0.0, maximum=MAX_BAN_SECONDS
     )
+
     command_id = command_id_of(request)
     command = build_command(
         AdminCommandKind.BREAKER_OPEN,
@@ -73,6 +74,7 @@ async def open_breaker(request: web.Request) -> web.Response:
     if not wait:
         await service.commands.publish([command])
         return accepted(command_id)
+
     events = await service.commands.publish_and_wait([command])
     event = service.commands.single_result(events, command_id)
     return json_response(

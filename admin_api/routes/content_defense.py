@@ -130,6 +130,7 @@ async def add_to_allowlist(request: web.Request) -> web.Response:
     reason = body.required_text("reason")
     expires_at = body.future_timestamp("expires_at", utc_now())
     expires_text = expires_at.isoformat().replace("+00:00", "Z") if expires_at else None
+
     command_id = command_id_of(request)
     command = build_command(
         AdminCommandKind.ALLOWLIST_ADD,
@@ -142,6 +143,7 @@ async def add_to_allowlist(request: web.Request) -> web.Response:
     if not wait:
         await service.commands.publish([command])
         return accepted(command_id)
+
     events = await service.commands.publish_and_wait([command])
     event = service.commands.single_result(events, command_id)
     return json_response(

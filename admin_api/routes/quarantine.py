@@ -35,13 +35,10 @@ from schemas.quarantine import QuarantineStatus
 from schemas.verdict import Reason
 
 PREFIX = "/v1/admin/quarantine"
-# How long a waiting approve/reject waits for quarantine-state to show the decided item
-# after the result arrived; after that the response shows the result's status instead.
+# Seconds a waiting approve or reject waits, after the result arrived, for
+# quarantine-state to show the decided item. After that the response shows the item
+# with the status from the result.
 ITEM_UPDATE_WAIT_SECONDS = 2.0
-DECISIONS = {
-    AdminCommandKind.APPROVE: QuarantineStatus.APPROVED.value,
-    AdminCommandKind.REJECT: QuarantineStatus.REJECTED.value,
-}
 # Length of ":" plus an item id, which bulk command ids append to the Idempotency-Key.
 BULK_SUFFIX_LENGTH = 26
 
