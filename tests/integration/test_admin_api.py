@@ -211,6 +211,9 @@ async def services(
             if doomed:
                 await client.delete_topics(doomed)
     assert api_code == 0, f"admin API exited with {api_code}:\n{api.log_tail()}"
+    log = api.log_path.read_text(errors="replace")
+    assert "disconnected from Kafka" in log, api.log_tail()
+    assert "Unclosed" not in log, api.log_tail()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
