@@ -36,6 +36,24 @@ def register(commands: Any) -> None:
     )
     demo.set_defaults(func=_demo)
 
+    faults = commands.add_parser(
+        "faults",
+        help="Run the fault harness: kills, a rebalance and a broker restart, then an audit.",
+    )
+    faults.add_argument(
+        "--records", type=int, default=100_000, help="Input records (default: 100000)"
+    )
+    faults.add_argument("--kills", type=int, default=5, help="kill -9 of a worker (default: 5)")
+    faults.add_argument(
+        "--guarantee",
+        choices=["at_least_once", "exactly_once"],
+        default="exactly_once",
+        help="Processing guarantee of the workers (default: exactly_once)",
+    )
+    faults.add_argument("--seed", type=int, default=1, help="Seed of input and fault points")
+    faults.add_argument("--out", type=Path, help="Write the report as JSON to this file")
+    faults.set_defaults(func=_faults)
+
     schemas = commands.add_parser("schemas", help="Work with the JSON Schemas of the records.")
     schemas_commands = schemas.add_subparsers(dest="schemas_command", required=True)
     export = schemas_commands.add_parser("export", help="Write each record's JSON Schema.")
@@ -65,6 +83,22 @@ def _demo(args: argparse.Namespace) -> int:
         keep_running=args.keep_running,
         timeout_seconds=args.timeout,
     )
+
+
+def _faults(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from streams.faults import run_faults
+
+    def progress(text: str) -> None:
+        print(f"faults: {text}", file=sys.stderr, flush=True)
+
+    report = asyncio.run(run_faults(args.records, args.kills, args.guarantee, args.seed, progress))
+    print(report.format())
+    if args.out:
+        args.out.write_text(report.to_json() + "\n", encoding="utf-8")
+    return 0 if report.passed else 1
 
 
 def _export_schemas(args: argparse.Namespace) -> int:

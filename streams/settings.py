@@ -57,6 +57,13 @@ class KafkaSettings(_Section):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="Kafka processing guarantee of the worker."
     )
+    session_timeout_seconds: float = Field(
+        30.0,
+        ge=6.0,
+        le=300.0,
+        description="Seconds without a heartbeat after which the broker drops a worker from "
+        "the group and reassigns its partitions.",
+    )
     max_record_bytes: int = Field(
         65536,
         ge=1024,

@@ -136,6 +136,12 @@ class WorkerProcess:
             self.process.kill()
             return self.process.wait(10)
 
+    def kill(self) -> None:
+        """Send SIGKILL, as a crash would end the process."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -300,3 +300,29 @@ async def test_restart_does_not_count_twice(
     await produce(bootstrap, topic(ASSERTIONS), [(agent_f.record_key, orjson.dumps(first_ids[0]))])
     quarantined = await consume(bootstrap, [topic(QUARANTINE)], until=lambda got: len(got) >= 1)
     assert quarantined[0].value["verdict"]["reasons"] == ["Duplicate"]
+
+
+async def test_kill_restart_rebuilds_state_from_changelog(
+    gate_settings_factory: GateFactory, worker_factory: WorkerFactory
+) -> None:
+    """After kill -9 the worker discards its local stores and restores the same state."""
+    settings = await gate_settings_factory(circuit_breaker={"window_seconds": 3600})
+    worker = await worker_factory(settings)
+    topic = settings.kafka.topic
+    bootstrap = settings.kafka.bootstrap_servers
+    agent = Agent("agent-k")
+
+    placed = await produce(
+        bootstrap, topic(ASSERTIONS), [(agent.record_key, agent.encoded()) for _ in range(5)]
+    )
+    await consume(bootstrap, [topic(ACCEPTED)], until=lambda got: len(got) >= 5)
+    await wait_committed(
+        bootstrap, settings.kafka.app_id, topic(ASSERTIONS), placed[0][0], placed[-1][1] + 1
+    )
+    before = await worker.agent_state(agent.agent_id)
+
+    worker.kill()
+    worker = await worker_factory(settings)
+
+    assert await worker.agent_state(agent.agent_id) == before
+    assert "did not stop cleanly" in worker.log_tail(400)
