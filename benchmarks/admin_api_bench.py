@@ -11,7 +11,7 @@ What it does, on topics with a fresh uuid prefix that it deletes at the end:
 2. Writes ``--items`` pending quarantine items straight to ``quarantine-state`` with
    one producer, spread over ``--agents`` agents and the three quarantine reasons.
    This skips the worker, which would take far longer to quarantine that many
-   records; the worker does not know these items, so they are only read, never
+   records. The worker does not know these items, so they are only read, never
    decided.
 3. Starts ``stemedb-gate admin-api`` as a child process, so the load generator does
    not share its event loop, and times how long its read model takes to become ready.
@@ -164,7 +164,7 @@ class ChildProcess:
         return None
 
     async def wait_ready(self, url: str, session: aiohttp.ClientSession) -> float:
-        """Return seconds until ``url`` answers 200; raise RuntimeError if the child exits."""
+        """Return seconds until ``url`` returns 200; raise RuntimeError if the child exits."""
         started = time.perf_counter()
         while time.perf_counter() - started < READY_TIMEOUT_SECONDS:
             if self.process is not None and self.process.poll() is not None:
@@ -273,9 +273,18 @@ class Bench:
         return latencies
 
 
-async def list_latencies(bench: Bench, agents: list[str], requests: int) -> dict[str, Any]:
-    """Time each kind of list request ``requests`` times, one request at a time."""
+async def list_latencies(
+    bench: Bench, agents: list[str], items: int, requests: int
+) -> dict[str, Any]:
+    """Time each kind of list request ``requests`` times, one request at a time.
+
+    Raises RuntimeError when the API does not list all ``items`` as pending, since
+    the figures would then describe a smaller read model.
+    """
     q = "/v1/admin/quarantine"
+    _, first, _ = await bench.call("GET", f"{q}?limit=1")
+    if first["total"] != items:
+        raise RuntimeError(f"the API lists {first['total']} pending items, expected {items}")
 
     # A cursor 500 pages deep, found by walking there once.
     cursor = None
@@ -406,6 +415,7 @@ async def run(options: Options) -> dict[str, Any]:
         worker={"data_dir": workdir / "worker", "web_port": _free_port()},
         admin_api={"port": _free_port(), "tokens_file": tokens_file},
     )
+
     env = _settings_env(settings)
     worker = ChildProcess(["worker"], env, workdir / "worker.log")
     api = ChildProcess(["admin-api"], env, workdir / "api.log")
@@ -427,6 +437,7 @@ async def run(options: Options) -> dict[str, Any]:
         },
         "started_at": datetime.now(UTC).isoformat(),
     }
+
     try:
         await ensure_topics(settings)
         worker.start()
@@ -439,7 +450,9 @@ async def run(options: Options) -> dict[str, Any]:
             report["api_rss_mib_when_ready"] = api.rss_mib()
             await worker.wait_ready(f"http://127.0.0.1:{settings.worker.web_port}/readyz", session)
             bench = Bench(session, base_url, token)
-            report["list"] = await list_latencies(bench, agents, options.list_requests)
+            report["list"] = await list_latencies(
+                bench, agents, options.items, options.list_requests
+            )
             report["round_trip"] = await round_trips(
                 bench, settings, options.round_trips, options.threshold_changes
             )
