@@ -1,8 +1,8 @@
 """Fixtures that run the admin API in-process on a read model filled by hand.
 
-No Kafka: commands go to a :class:`FakeWorker`, which records them and, when told
-how, answers each one the way the gate worker does, with a result event on
-``admin-events`` and the changed item on ``quarantine-state``.
+No Kafka: commands go to a :class:`FakeWorker`, which records them and replies to
+each one the way the gate worker does, with a result event on ``admin-events`` and
+the changed item on ``quarantine-state``.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ Responder = Callable[[AdminCommand], tuple[str, dict[str, Any]] | None]
 
 @dataclass
 class FakeWorker:
-    """A command sink that records commands and answers them through the read model.
+    """A command sink that records commands and replies to them through the read model.
 
     ``respond`` returns ``(result, detail)`` for a command, or ``None`` to stay
     silent (a worker that is down). By default approve and reject of a pending item
@@ -251,7 +251,7 @@ def worker(read_model: ReadModel) -> FakeWorker:
 
 @dataclass
 class Api:
-    """An in-process admin API and a client that sends Alice's token unless told not to."""
+    """An in-process admin API and a client that sends Alice's token unless ``auth`` is off."""
 
     client: TestClient[Any, Any]
     read_model: ReadModel

@@ -328,7 +328,7 @@ def test_command_status_pending_then_result(read_model: ReadModel) -> None:
 
 
 def test_thresholds_status_needs_every_partition(read_model: ReadModel) -> None:
-    """set_thresholds is applied once each of the 3 partitions answered, repeats ignored."""
+    """set_thresholds is applied once all 3 partitions reported; repeats are ignored."""
     read_model.apply(ADMIN_COMMANDS, b"thresholds", _command(AdminCommandKind.SET_THRESHOLDS))
     record = read_model.commands.get("c1")
     assert record is not None
