@@ -85,19 +85,24 @@ async def _kafka_clients(app: web.Application) -> AsyncIterator[None]:
         linger_ms=PRODUCER_LINGER_MS,
     )
     try:
-        async with producer, StateFeed(service.settings, service.read_model) as feed:
-            service.feed = feed
-            service.commands.sink = KafkaCommandSink(producer, kafka.topic(ADMIN_COMMANDS))
-            logger.info(
-                "admin API connected to Kafka at %s (topic prefix %r)",
-                kafka.bootstrap_servers,
-                kafka.topic_prefix,
-            )
-            try:
-                yield
-            finally:
-                service.commands.sink = None
-                service.feed = None
+        # Not "async with producer": a producer whose start() failed is not closed by it.
+        try:
+            await producer.start()
+            async with StateFeed(service.settings, service.read_model) as feed:
+                service.feed = feed
+                service.commands.sink = KafkaCommandSink(producer, kafka.topic(ADMIN_COMMANDS))
+                logger.info(
+                    "admin API connected to Kafka at %s (topic prefix %r)",
+                    kafka.bootstrap_servers,
+                    kafka.topic_prefix,
+                )
+                try:
+                    yield
+                finally:
+                    service.commands.sink = None
+                    service.feed = None
+        finally:
+            await producer.stop()
     except KafkaError as exc:
         raise AdminApiError(
             f"the admin API cannot use Kafka at {kafka.bootstrap_servers}: {exc}; check that "

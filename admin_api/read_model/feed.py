@@ -81,9 +81,10 @@ class StateFeed:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        await consumer.start()
         self._consumer = consumer
         try:
+            await consumer.start()
+
             # 2. Read from the beginning up to the end offsets of now before serving.
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
