@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from admin_api.errors import CommandTimeout, Conflict, InvalidRequest, NotFound, NotReady
 from admin_api.metrics import ApiMetrics
@@ -106,6 +107,24 @@ class KafkaCommandSink:
             for partition in partitions
         ]
         await asyncio.gather(*deliveries)
+
+
+@asynccontextmanager
+async def _publishing(commands: Sequence[AdminCommand]) -> AsyncIterator[None]:
+    """Turn a Kafka failure while publishing into a 503 that names the first command."""
+    try:
+        yield
+    except KafkaError as exc:
+        first = commands[0].command_id if commands else None
+        logger.warning(
+            "publishing %d command(s) failed, first id %s: %s", len(commands), first, exc
+        )
+        raise NotReady(
+            f"publishing to admin-commands failed ({type(exc).__name__}: {exc}); some of the "
+            "commands may have been published, so retry with the same Idempotency-Key",
+            extra={"command_id": first},
+            headers={"Retry-After": "1"},
+        ) from exc
 
 
 def _encode(command: AdminCommand) -> bytes:
@@ -231,7 +250,8 @@ class CommandService:
             self.check_reuse(command)
         for command in commands:
             self.read_model.commands.record_command(command)
-        await sink.send(commands)
+        async with _publishing(commands):
+            await sink.send(commands)
         for command in commands:
             self.metrics.commands.labels(command.kind.value).inc()
             logger.info(
@@ -261,11 +281,13 @@ class CommandService:
         """Publish ``command`` to every partition; with ``wait``, return each one's result."""
         sink = self._require_sink()
         self.check_reuse(command)
-        partitions = await sink.partitions()
+        async with _publishing([command]):
+            partitions = await sink.partitions()
         record = self.read_model.commands.record_command(command)
         record.expected_results = len(partitions)
         with self.waiters.expect(command, len(partitions)) as waiter:
-            await sink.send_to_partitions(command, partitions)
+            async with _publishing([command]):
+                await sink.send_to_partitions(command, partitions)
             self.metrics.commands.labels(command.kind.value).inc()
             logger.info(
                 "published command %s: %s to %d partition(s) by %s",

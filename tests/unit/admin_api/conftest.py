@@ -117,8 +117,11 @@ class FakeWorker:
     commands: list[AdminCommand] = field(default_factory=list)
     respond: Responder | None = None
     results: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    failure: Exception | None = None
 
     async def send(self, commands: Sequence[AdminCommand]) -> None:
+        if self.failure is not None:
+            raise self.failure
         for command in commands:
             self.commands.append(command)
             asyncio.get_running_loop().call_soon(self._answer, command, None)

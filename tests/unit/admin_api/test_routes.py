@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from aiokafka.errors import KafkaConnectionError
 
 from admin_api.app import create_app
 from admin_api.openapi import openapi_document
@@ -246,6 +247,21 @@ async def test_silent_worker_is_504(api: Api) -> None:
     assert status == 504
     assert body["error"] == "timeout"
     assert body["command_id"] == api.worker.commands[0].command_id
+
+
+async def test_kafka_failure_is_503_with_command_id(api: Api) -> None:
+    item = make_item(1)
+    add_items(api.read_model, [item])
+    api.worker.failure = KafkaConnectionError("broker down")
+
+    status, body = await api.call(
+        "POST", f"{Q}/{item.id}/approve?wait=true", headers={"Idempotency-Key": "k-503"}
+    )
+
+    assert status == 503
+    assert body["error"] == "not_ready"
+    assert body["command_id"] == "k-503"
+    assert "retry with the same Idempotency-Key" in body["message"]
 
 
 async def test_idempotency_key_repeat_returns_first_result(api: Api) -> None:
