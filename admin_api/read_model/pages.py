@@ -33,7 +33,8 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     """Decode a cursor of ``count`` parts; raise :class:`InvalidRequest` for field ``cursor``."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+        # validate=True rejects characters outside the alphabet instead of dropping them.
+        text = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode()
     except (ValueError, binascii.Error, UnicodeError):
         raise InvalidRequest(
             "cursor", "invalid cursor; pass the next_cursor of a previous page unchanged"

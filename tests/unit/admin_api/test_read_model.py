@@ -378,3 +378,14 @@ def test_invalid_records_counted_and_skipped(
     assert read_model.invalid_records == {QUARANTINE_STATE: 2, CONFIG_STATE: 1}
     assert read_model.quarantine.count("pending") == 1
     assert "skipping an invalid" in caplog.text
+
+
+@pytest.mark.parametrize("cursor", ["%", "abc$", "=" * 4])
+def test_breaker_cursor_invalid(read_model: ReadModel, cursor: str) -> None:
+    """Characters outside base64url are a 400 on cursor, not dropped."""
+    add_breaker(read_model, BreakerSnapshot(agent_id=agent_id(1), state=BreakerState.OPEN))
+
+    with pytest.raises(InvalidRequest) as raised:
+        read_model.breakers.page(None, 10, cursor)
+
+    assert raised.value.field == "cursor"
