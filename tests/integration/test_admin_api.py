@@ -344,6 +344,40 @@ async def test_list_bad_parameters_400(client: Client) -> None:
         assert body["field"] == field
 
 
+async def test_read_routes_bad_input_400(client: Client) -> None:
+    cases = [
+        (f"{Q}/summary?agent_id=x", "agent_id"),
+        (f"{Q}/not-an-item", "id"),
+        (f"{CB}?state=open", "state"),
+        (f"{CB}?cursor=%25", "cursor"),
+        (f"{CB}/8f3a2b1c", "agent_id"),
+        (f"{ALLOWLIST}?include_expired=maybe", "include_expired"),
+        (f"{THRESHOLDS}?verbose=1", "verbose"),
+    ]
+    for path, field in cases:
+        status, body = await client.call("GET", path)
+        assert status == 400, path
+        assert body["field"] == field, path
+
+
+async def test_idempotency_key_of_other_command_409(
+    module_settings: GateSettings, client: Client
+) -> None:
+    agent = Agent("key-reuse")
+    first, second = await quarantine(
+        module_settings, client, agent, [low_quality(agent), low_quality(agent)]
+    )
+    key = {"Idempotency-Key": f"reuse-{uuid.uuid4().hex}"}
+
+    status, _ = await client.call("POST", f"{Q}/{first}/reject?wait=true", headers=key)
+    reused_status, reused = await client.call("POST", f"{Q}/{second}/reject?wait=true", headers=key)
+    _, untouched = await client.call("GET", f"{Q}/{second}")
+
+    assert status == 200
+    assert (reused_status, reused["field"]) == (409, "Idempotency-Key")
+    assert untouched["status"] == "pending"
+
+
 async def test_approve_once_per_idempotency_key(
     module_settings: GateSettings, client: Client
 ) -> None:
