@@ -8,7 +8,7 @@ should fire:
   records a second. After 20 records its breaker opens on failure rate, and the agent
   goes on sending. Alert: StemeDBAgentFlooding.
 - ``strict-thresholds``: ``untrusted_confidence_threshold`` is set to 0.5 at runtime,
-  then 15 honest agents send 9 sourced claims each, all UntrustedHighConfidence.
+  then 15 honest agents send 12 sourced claims each, all UntrustedHighConfidence.
   Reviewers approve 36 of the first 40 items and reject 4. Alerts:
   StemeDBHighFalsePositiveRate, then StemeDBQuarantineOverflow.
 - ``low-quality``: 8 agents of a broken pipeline send 25 placeholder claims each,
@@ -58,7 +58,7 @@ DRILL_OPERATOR = "drill"
 FLOOD_BATCH = 10
 STRICT_THRESHOLD = {"untrusted_confidence_threshold": 0.5}
 STRICT_AGENTS = 15
-STRICT_PER_AGENT = 9
+STRICT_PER_AGENT = 12
 STRICT_REVIEWED = 40
 STRICT_APPROVED = 36
 LOW_QUALITY_AGENTS = 8
