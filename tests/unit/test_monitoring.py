@@ -89,7 +89,9 @@ def test_promtool_checks_configs_and_rules() -> None:
             [promtool, "check", "config", str(config)], capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
