@@ -205,6 +205,8 @@ def _settings_env(settings: GateSettings) -> dict[str, str]:
     env: dict[str, str] = {}
     for section in SECTIONS:
         for key, value in getattr(settings, section).model_dump(mode="json").items():
+            if value is None:  # unset optional keys stay unset
+                continue
             text = str(value).lower() if isinstance(value, bool) else str(value)
             env[f"STEMEDB_{section.upper()}__{key.upper()}"] = text
     return env

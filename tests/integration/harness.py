@@ -40,6 +40,8 @@ def settings_env(settings: GateSettings) -> dict[str, str]:
     for section in SECTIONS:
         values = getattr(settings, section).model_dump(mode="json")
         for key, value in values.items():
+            if value is None:  # unset optional keys stay unset
+                continue
             text = str(value).lower() if isinstance(value, bool) else str(value)
             env[f"STEMEDB_{section.upper()}__{key.upper()}"] = text
     return env
