@@ -2,16 +2,21 @@
 
 Tables (all changelogged to Kafka, all stored in RocksDB under ``worker.data_dir``):
 
-- ``agents``: one :class:`~streams.decision.AgentState` per agent id. It uses the key
-  partitioner, so a write lands on the changelog partition that the agent id hashes to,
-  which is the partition of the agent's ``assertions`` records because both topics
-  have the same partition count and the same key bytes. That lets the periodic sweep
-  write outside of any event.
+- ``agents``: one :class:`~streams.decision.AgentState` per agent id.
 - ``seen``: the duplicate index, ``<agent_id>/id:<id>`` and ``<agent_id>/claim:<hash>``
   to a :class:`~streams.decision.SeenEntry`. Written only while the agent's event is
   current, so it follows the event's partition. Its changelog is compacted and also
   deletes entries older than the look-back plus a day.
-- ``quarantine``: ``<agent_id>/<id>`` to the :class:`~schemas.QuarantineItem`.
+- ``quarantine``: item id to the :class:`~schemas.QuarantineItem`.
+- ``commands``: ``<command_id>@<partition>`` to the result of an applied command.
+- ``config``: ``thresholds`` to this partition's runtime threshold overrides.
+
+Every write happens while an event of the agent's partition is current (a record on
+``assertions`` or a command on ``admin-commands``, both keyed by agent id with the same
+partition count), so faust sends it to that partition of the changelog, and a worker
+that takes over the partition restores exactly the state of the agents it now owns.
+Table keys go to the changelog as JSON, not as the raw record key, which is why no
+table uses faust's key partitioner.
 """
 
 from __future__ import annotations
@@ -96,7 +101,6 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
             "agents",
             key_type=str,
             partitions=kafka.partitions,
-            use_partitioner=True,
         ),
         "seen": app.Table(
             "seen",

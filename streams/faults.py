@@ -344,7 +344,7 @@ async def _worker_states(settings: GateSettings) -> dict[str, dict[str, Any]]:
     records = await _read_all(settings.kafka.bootstrap_servers, [changelog])
     states: dict[str, dict[str, Any]] = {}
     for _t, _p, _o, _ts, key, value in sorted(records, key=lambda r: (r[1], r[2])):
-        agent = (key or b"").decode()
+        agent = json.loads(key or b'""')  # faust writes table keys as JSON
         if value is None:
             states.pop(agent, None)
         else:

@@ -370,11 +370,12 @@ class Gate:
 
         No record arrives to tell broker time for a quiet agent, so the sweep uses this
         worker's wall clock; it differs from broker time by the clock skew between this
-        host and the broker. An idle agent's entry is deleted here. faust's RocksDB store
-        only accepts other writes while an event is current, so an agent whose state
-        changes with time (an OPEN breaker that ended, expired windows) gets an
+        host and the broker. The sweep only reads. A table write must go to the changelog
+        partition of the agent's records, and faust picks that partition from the current
+        event, which a timer does not have. So an agent whose state changes with time (an
+        OPEN breaker that ended, expired windows, nothing left to keep) gets an
         ``expire_state`` command on ``admin-commands``, keyed by the agent, and the
-        command agent applies the change on the agent's partition.
+        command agent applies the change, or deletes the entry, on the agent's partition.
         """
         now_ms = int(time.time() * 1000)
         cb = self.settings.circuit_breaker
@@ -385,7 +386,7 @@ class Gate:
             state = AgentState.from_dict(data)
             swept, _ = sweep(state, now_ms, cb)
             if swept is None:
-                del self.agents[agent_id]
+                await self._request_expiry(agent_id, now_ms)
                 dropped += 1
                 continue
             kept.append(swept)
@@ -396,7 +397,7 @@ class Gate:
         tracked = len(kept)
         if dropped or ticked:
             logger.info(
-                "sweep: dropped %d idle agent(s), %d to expire, %d tracked",
+                "sweep: %d idle agent(s) to drop, %d to expire, %d tracked",
                 dropped,
                 ticked,
                 tracked,
