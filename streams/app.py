@@ -173,14 +173,19 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         await gate.sweep_agents()
 
     # faust starts services after table recovery and stops them with the app.
+    lag_monitor = LagMonitor(
+        OffsetReader(kafka.bootstrap_servers, kafka.app_id, f"{kafka.app_id}-lag"),
+        metrics,
+        assigned=lambda: app.consumer.assignment(),
+        topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
+        interval_seconds=worker.lag_poll_interval_seconds,
+        stall_timeout_seconds=worker.stall_timeout_seconds,
+        exit_on_stall=worker.exit_on_stall,
+        busy=lambda: bool(app.rebalancing or app.in_recovery),
+    )
+    app.lag_monitor = lag_monitor  # type: ignore[attr-defined]
     app.service(
-        LagMonitor(  # type: ignore[arg-type]
-            OffsetReader(kafka.bootstrap_servers, kafka.app_id, f"{kafka.app_id}-lag"),
-            metrics,
-            assigned=lambda: app.consumer.assignment(),
-            topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
-            interval_seconds=worker.lag_poll_interval_seconds,
-        )
+        lag_monitor  # type: ignore[arg-type]
     )
 
     @app.page("/healthz")
@@ -217,6 +222,9 @@ def readiness_problems(app: faust.App) -> list[str]:
         problems.append("restoring tables from changelogs")
     if app.consumer.crashed:
         problems.append(f"consumer crashed: {app.consumer.crash_reason!r}")
+    monitor = getattr(app, "lag_monitor", None)
+    if monitor is not None and monitor.stalled:
+        problems.append(f"stalled partitions: {'; '.join(monitor.stalled)}")
     for name, agent in app.agents.items():
         actors = list(agent._actors)
         if not actors:

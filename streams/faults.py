@@ -386,7 +386,13 @@ async def run_faults(
         # Windows keep their counts for a week, so the sweep changes nothing during the
         # run and the recomputation from the input sees the same state.
         circuit_breaker={"window_retention_seconds": 7 * 86400},
-        worker={"data_dir": str(folder / "w1"), "web_port": _free_port()},
+        # A stalled partition stops its worker within seconds, and the harness restarts it.
+        worker={
+            "data_dir": str(folder / "w1"),
+            "web_port": _free_port(),
+            "lag_poll_interval_seconds": 2,
+            "stall_timeout_seconds": 20,
+        },
     )
     second = settings.model_copy(
         update={

@@ -108,6 +108,41 @@ def _offset(meta: Any) -> int | None:
     return int(meta.offset)
 
 
+class StallDetector:
+    """Finds assigned partitions that have lag while their committed offset stays put.
+
+    A consumer can stop fetching one partition without any error, while it keeps
+    serving the others and reports healthy; clients in several languages have shown
+    this after broker restarts and rebalances. Only a new assignment clears it, so the
+    worker needs to notice it from the outside: committed offset versus end offset.
+    """
+
+    def __init__(self, stall_timeout_seconds: float) -> None:
+        self.stall_timeout_seconds = stall_timeout_seconds
+        self._stuck_since: dict[tuple[str, int], tuple[int | None, float]] = {}
+
+    def observe(self, offsets: Collection[PartitionOffsets], now: float) -> list[str]:
+        """Record one poll at monotonic time ``now``; return the stalled partitions."""
+        stalled: list[str] = []
+        current: dict[tuple[str, int], tuple[int | None, float]] = {}
+        for item in offsets:
+            key = (item.topic, item.partition)
+            if item.lag <= 0:
+                continue
+            previous = self._stuck_since.get(key)
+            if previous is not None and previous[0] == item.committed:
+                current[key] = previous
+            else:
+                current[key] = (item.committed, now)
+            if now - current[key][1] >= self.stall_timeout_seconds:
+                stalled.append(
+                    f"{item.topic}[{item.partition}] committed={item.committed} end={item.end} "
+                    f"unchanged for {now - current[key][1]:.0f}s"
+                )
+        self._stuck_since = current
+        return stalled
+
+
 class LagMonitor(Service):
     """Polls the offsets of this worker's assigned partitions into :class:`GateMetrics`."""
 
@@ -118,9 +153,16 @@ class LagMonitor(Service):
         assigned: Callable[[], Collection[TopicPartition]],
         topics: Collection[str],
         interval_seconds: float,
+        stall_timeout_seconds: float = 120.0,
+        exit_on_stall: bool = False,
+        busy: Callable[[], bool] = lambda: False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stalls = StallDetector(stall_timeout_seconds)
+        self.exit_on_stall = exit_on_stall
+        self.busy = busy
+        self.stalled: list[str] = []
         self.reader = reader
         self.metrics = metrics
         self.assigned = assigned
@@ -172,6 +214,18 @@ class LagMonitor(Service):
                 )
             return
         self.metrics.record_offsets(offsets, time.time())
+        if self.busy():
+            # Rebalancing or restoring tables: no partition is expected to move.
+            self.stalls = StallDetector(self.stalls.stall_timeout_seconds)
+            self.stalled = []
+            return
+        self.stalled = self.stalls.observe(offsets, time.monotonic())
+        if self.stalled:
+            logger.error("consumer stalled on %s", "; ".join(self.stalled))
+            if self.exit_on_stall:
+                # Crashing the service stops the worker with an error; its supervisor
+                # starts it again, and the new assignment resumes the partition.
+                await self.crash(RuntimeError(f"partitions stalled: {self.stalled}"))
 
     async def _close_quietly(self) -> None:
         try:

@@ -238,6 +238,18 @@ class WorkerSettings(_Section):
         description="Seconds between reads of the end and committed offsets behind the "
         "consumer lag metric.",
     )
+    stall_timeout_seconds: float = Field(
+        120.0,
+        ge=10.0,
+        le=86400.0,
+        description="Seconds an assigned partition may have lag without its committed offset "
+        "moving before the worker counts it as stalled.",
+    )
+    exit_on_stall: bool = Field(
+        True,
+        description="Stop the worker with an error when a partition stalls, so its "
+        "supervisor restarts it; otherwise only /readyz reports the stall.",
+    )
 
 
 SECTIONS: dict[str, type[_Section]] = {
