@@ -47,8 +47,8 @@ def register(commands: Any) -> None:
     faults.add_argument(
         "--guarantee",
         choices=["at_least_once", "exactly_once"],
-        default="exactly_once",
-        help="Processing guarantee of the workers (default: exactly_once)",
+        default="at_least_once",
+        help="Processing guarantee of the workers (default: at_least_once)",
     )
     faults.add_argument("--seed", type=int, default=1, help="Seed of input and fault points")
     faults.add_argument("--out", type=Path, help="Write the report as JSON to this file")
