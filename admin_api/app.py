@@ -8,9 +8,12 @@ read model's feed for as long as the application runs. Tests pass their own
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +28,7 @@ from admin_api.errors import AdminApiError, HttpError, MethodNotAllowed, NotFoun
 from admin_api.metrics import ApiMetrics
 from admin_api.read_model import ReadModel
 from admin_api.read_model.feed import StateFeed
+from admin_api.review import REVIEW_PAGE_PATH, add_review_page
 from admin_api.routes import ADMIN_PREFIX, add_routes
 from admin_api.service import OPERATOR_KEY, SERVICE_KEY, AdminService, json_response
 from streams.settings import GateSettings
@@ -62,14 +66,35 @@ def create_app(
         commands=CommandService(read_model, api.command_timeout_seconds, metrics, sink),
         metrics=metrics,
     )
+    app = api_application(service)
+    if sink is None:
+        app.cleanup_ctx.append(_kafka_clients)
+    return app
+
+
+def api_application(service: AdminService) -> web.Application:
+    """Build an application with every API route and middleware, serving ``service``.
+
+    The admin API and the review site are two such applications on one ``service``,
+    so a request to either one is authenticated, counted and handled the same way.
+    """
     app = web.Application(
         middlewares=[_metrics_middleware, _error_middleware, _auth_middleware],
-        client_max_size=api.max_request_bytes,
+        client_max_size=service.settings.admin_api.max_request_bytes,
     )
     app[SERVICE_KEY] = service
     add_routes(app)
-    if sink is None:
-        app.cleanup_ctx.append(_kafka_clients)
+    return app
+
+
+def create_review_app(service: AdminService) -> web.Application:
+    """Build the review site: the review page plus every API route, on ``service``.
+
+    The page calls the API on its own origin, so the browser needs no CORS, and each
+    action goes through the same handlers, tokens and commands as a call to the API.
+    """
+    app = api_application(service)
+    add_review_page(app)
     return app
 
 
@@ -168,20 +193,73 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 def run_admin_api(settings: GateSettings) -> None:
-    """Serve the admin API until SIGINT or SIGTERM; raises ConfigError before binding."""
+    """Serve the admin API and the review page until SIGINT or SIGTERM.
+
+    Raises ConfigError before binding, and AdminApiError when Kafka or a port is
+    unusable.
+    """
     app = create_app(settings)
+    review_app = create_review_app(app[SERVICE_KEY])
     api = settings.admin_api
     logger.info(
-        "starting admin API on http://%s:%d (authentication %s)",
+        "starting admin API on http://%s:%d and the review page on http://%s:%d%s "
+        "(authentication %s)",
         api.host,
         api.port,
+        api.host,
+        api.review_port,
+        REVIEW_PAGE_PATH,
         "on" if app[SERVICE_KEY].authenticator.enabled else "OFF",
     )
+    asyncio.run(_serve_until_signal(app, review_app, api.host, api.port, api.review_port))
+
+
+async def _serve_until_signal(
+    app: web.Application, review_app: web.Application, host: str, port: int, review_port: int
+) -> None:
+    """Run both applications on their ports until SIGINT or SIGTERM, then stop them."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        web.run_app(app, host=api.host, port=api.port, print=None)
+        async with serve_sites(app, review_app, host, port, review_port):
+            await stop.wait()
+            logger.info("admin API stopping on a signal")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+@asynccontextmanager
+async def serve_sites(
+    app: web.Application, review_app: web.Application, host: str, port: int, review_port: int
+) -> AsyncIterator[None]:
+    """Serve ``app`` on ``host:port`` and ``review_app`` on ``host:review_port``.
+
+    Setting up ``app`` starts its Kafka clients, and then both ports are bound. When the
+    block ends, the review site stops first and the API after it, whose cleanup stops
+    the Kafka clients.
+    """
+    async with AsyncExitStack() as stack:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        review_runner = web.AppRunner(review_app)
+        await review_runner.setup()
+        stack.push_async_callback(review_runner.cleanup)
+
+        # Bind the API port last, so that once /readyz returns 200 the page is served too.
+        await _bind(review_runner, host, review_port, "admin_api.review_port")
+        await _bind(runner, host, port, "admin_api.port")
+        yield
+
+
+async def _bind(runner: web.AppRunner, host: str, port: int, setting: str) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
     except OSError as exc:
-        # Binding happens after the Kafka clients started; run_app has stopped them.
         raise AdminApiError(
-            f"the admin API cannot listen on {api.host}:{api.port}: {exc.strerror or exc}; "
-            "stop the process that uses the port or set admin_api.port"
+            f"the admin API cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            f"stop the process that uses the port or set {setting}"
         ) from exc

@@ -413,7 +413,7 @@ async def run(options: Options) -> dict[str, Any]:
             "app_id": f"bench-{unique}",
         },
         worker={"data_dir": workdir / "worker", "web_port": _free_port()},
-        admin_api={"port": _free_port(), "tokens_file": tokens_file},
+        admin_api={"port": _free_port(), "review_port": _free_port(), "tokens_file": tokens_file},
     )
 
     env = _settings_env(settings)

@@ -13,13 +13,20 @@ def register(commands: Any) -> None:
     api = commands.add_parser(
         "admin-api",
         help="Run the admin HTTP API (quarantine review, breakers, thresholds) until stopped.",
-        description="Serve the admin API on admin_api.host:admin_api.port. It reads the "
+        description="Serve the admin API on admin_api.host:admin_api.port, and the review "
+        "page for operators at /quarantine on admin_api.review_port. It reads the "
         "gate's state topics into memory and publishes operator commands to "
         "admin-commands; the topics must exist (stemedb-gate topics setup). Options "
         "override the [admin_api] settings of the config file.",
     )
     api.add_argument("--host", help="address to bind (default: admin_api.host, 127.0.0.1)")
     api.add_argument("--port", type=int, help="TCP port to bind (default: admin_api.port, 18180)")
+    api.add_argument(
+        "--review-port",
+        type=int,
+        help="TCP port of the review page, /quarantine, on the same host "
+        "(default: admin_api.review_port, 18188)",
+    )
     api.add_argument(
         "--tokens-file",
         type=Path,
@@ -43,6 +50,8 @@ def _admin_api(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.review_port is not None:
+        overrides["review_port"] = args.review_port
     if args.tokens_file is not None:
         overrides["tokens_file"] = args.tokens_file
     if args.allow_unauthenticated:

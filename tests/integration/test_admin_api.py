@@ -179,7 +179,12 @@ def module_settings(
                 "partitions": 3,
             },
             worker={"data_dir": folder / "worker", "web_port": free_port()},
-            admin_api={"port": free_port(), "tokens_file": tokens, "command_timeout_seconds": 20},
+            admin_api={
+                "port": free_port(),
+                "review_port": free_port(),
+                "tokens_file": tokens,
+                "command_timeout_seconds": 20,
+            },
         )
 
 

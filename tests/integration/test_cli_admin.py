@@ -130,7 +130,7 @@ async def gate(
     token_file = tmp_path / "token"
     token_file.write_text(f"{TOKEN}\n", encoding="utf-8")
     settings = await gate_settings_factory(
-        admin_api={"port": free_port(), "tokens_file": tokens_file}
+        admin_api={"port": free_port(), "review_port": free_port(), "tokens_file": tokens_file}
     )
     await worker_factory(settings)
     api = AdminApiProcess(settings, tmp_path / "admin-api.log")

@@ -193,6 +193,7 @@ async def test_runbook_admin_api_blocks_run(stack: Stack, tmp_path: Path) -> Non
     env = {
         **stack.env,
         "STEMEDB_ADMIN_API__PORT": str(port),
+        "STEMEDB_ADMIN_API__REVIEW_PORT": str(free_port()),
         "STEMEDB_ADMIN_API__ALLOW_UNAUTHENTICATED": "true",
         "STEMEDB_API_URL": f"http://127.0.0.1:{port}",
     }
