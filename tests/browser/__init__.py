@@ -1,0 +1,1 @@
+"""Helpers that drive Debian's headless Chromium for the review page."""
