@@ -292,7 +292,7 @@
     $("token-input").value = "";
     showSignedIn(true);
     say("Signed in.");
-    $("main").focus();
+    $("main").focus({ preventScroll: true });
     await refresh();
     startTimer();
   }
@@ -545,7 +545,7 @@
     }
     pair(list, "changed by", thresholds.updated_by
       ? `${thresholds.updated_by} at ${formatTime(thresholds.updated_at)}`
-      : "nobody since the start (configured values)");
+      : "not changed at run time (configured values)");
   }
 
   // -- filters and pages ----------------------------------------------------------
