@@ -73,6 +73,8 @@ def run_demo(
         print(format_summary(summary))
         api_url = f"http://{settings.admin_api.host}:{settings.admin_api.port}"
         print(f"\nadmin API: {api_url}/v1/admin/quarantine")
+        review_url = f"http://{settings.admin_api.host}:{settings.admin_api.review_port}"
+        print(f"review page: {review_url}/quarantine (sign in with the token below)")
         print(f"operator token (demo-operator): {token}")
         print(f"  curl -H 'Authorization: Bearer {token}' {api_url}/v1/admin/quarantine/summary")
         return 0 if summary.passed else 1
