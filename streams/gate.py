@@ -1,6 +1,6 @@
 """The worker's per-record loop: decode, read state, decide, write state, route.
 
-:class:`Gate` holds no decision logic of its own (that is :mod:`streams.decision`); it
+:class:`Gate` contains no decision logic of its own (that is :mod:`streams.decision`); it
 moves data between Kafka, the faust tables and the pure functions, and it never lets
 one record stop the stream: any exception while handling a record dead-letters that
 record with kind ``internal_error`` and the worker goes on.
@@ -369,12 +369,13 @@ class Gate:
         """Expire quiet agents' windows, time out breakers, drop idle agents' entries.
 
         No record arrives to tell broker time for a quiet agent, so the sweep uses this
-        worker's wall clock; it differs from broker time by the clock skew between this
-        host and the broker. The sweep only reads. A table write must go to the changelog
-        partition of the agent's records, and faust picks that partition from the current
-        event, which a timer does not have. So an agent whose state changes with time (an
-        OPEN breaker that ended, expired windows, nothing left to keep) gets an
-        ``expire_state`` command on ``admin-commands``, keyed by the agent, and the
+        worker's wall clock. That clock differs from broker time by the clock skew
+        between this host and the broker. The sweep only reads. A table write must go to
+        the changelog partition of the agent's records, and faust picks that partition
+        from the current event, which a timer does not have. So an agent whose state
+        changes with time (an OPEN breaker that ended, expired windows, nothing left to
+        keep) gets an ``expire_state`` command on ``admin-commands``, keyed by the agent,
+        and the
         command agent applies the change, or deletes the entry, on the agent's partition.
         """
         now_ms = int(time.time() * 1000)
