@@ -375,8 +375,8 @@ class Gate:
         from the current event, which a timer does not have. So an agent whose state
         changes with time (an OPEN breaker that ended, expired windows, nothing left to
         keep) gets an ``expire_state`` command on ``admin-commands``, keyed by the agent,
-        and the
-        command agent applies the change, or deletes the entry, on the agent's partition.
+        and the command agent applies the change, or deletes the entry, on the agent's
+        partition.
         """
         now_ms = int(time.time() * 1000)
         cb = self.settings.circuit_breaker
