@@ -89,6 +89,10 @@ async def test_per_agent_series_bounded(
         assert other == sum(range(1, len(agents) - TOP_AGENTS + 1))
 
 
+def _end_line(topic: str, partition: int, end: int) -> str:
+    return f'stemedb_consumer_end_offset{{partition="{partition}",topic="{topic}"}} {float(end)}'
+
+
 async def test_lag_matches_committed_offsets(
     gate_settings_factory: GateFactory, worker_factory: WorkerFactory
 ) -> None:
@@ -117,7 +121,10 @@ async def test_lag_matches_committed_offsets(
                 settings.kafka.bootstrap_servers, settings.kafka.app_id, topic, partition
             )
         caught_up = all(committed[p] == ends[p] for p in ends if ends[p] > 0)
-        if caught_up and lag and all(value == 0 for value in lag.values()):
+        # A lag of 0 from a poll made before the records arrived is not enough: wait for
+        # a poll that saw the new end offsets.
+        polled_after = all(_end_line(topic, p, end) in text for p, end in ends.items())
+        if caught_up and polled_after and lag and all(value == 0 for value in lag.values()):
             break
         assert time.monotonic() < deadline, f"lag {lag}, committed {committed}, end {ends}"
         await asyncio.sleep(0.5)
@@ -126,8 +133,7 @@ async def test_lag_matches_committed_offsets(
     assert {p for t, p in lag if t == topic} == partitions
     assert {p for t, p in lag if t == settings.kafka.topic(ADMIN_COMMANDS)} == partitions
     for partition, end in ends.items():
-        line = f'stemedb_consumer_end_offset{{partition="{partition}",topic="{topic}"}} '
-        assert f"{line}{float(end)}" in text
+        assert _end_line(topic, partition, end) in text
     assert await worker.metric("stemedb_consumer_lag_polls_total", {"result": "error"}) == 0
 
 
