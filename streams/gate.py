@@ -93,6 +93,9 @@ class Gate:
         self._log = _RateLimitedLog(LOG_EVERY_SECONDS)
         self._warned_timestamp_type = False
         self._partition_settings: dict[int, tuple[dict[str, Any], GateSettings]] = {}
+        # Offset of the first record handled per partition, logged once for audits of
+        # where a restarted worker resumed.
+        self._first_offsets: dict[int, int] = {}
 
     def log_limited(self, kind: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         """Log a warning, at most once per interval for each ``kind``."""
@@ -104,6 +107,14 @@ class Gate:
         """Handle one ``assertions`` record; never raises except on cancellation."""
         message = event.message
         started = time.perf_counter()
+        if message.partition not in self._first_offsets:
+            self._first_offsets[message.partition] = message.offset
+            logger.info(
+                "first record of %s[%d] since start: offset %d",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
         try:
             await self._handle_assertion(message.key, message.value, message)
         except asyncio.CancelledError:
