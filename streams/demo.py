@@ -77,6 +77,9 @@ def run_demo(
         print(f"review page: {review_url}/quarantine (sign in with the token below)")
         print(f"operator token (demo-operator): {token}")
         print(f"  curl -H 'Authorization: Bearer {token}' {api_url}/v1/admin/quarantine/summary")
+        print(
+            f"  .venv/bin/stemedb-gate quarantine summary --token-file {DEMO_DIR / 'token'}"
+        )
         return 0 if summary.passed else 1
     finally:
         if admin_api is not None and not keep_running:
@@ -92,7 +95,7 @@ def run_demo(
                 f"{settings.worker.web_port}/metrics (pid file {DEMO_DIR / 'worker.pid'}), admin "
                 f"API (pid file {DEMO_DIR / 'admin-api.pid'}), broker "
                 f"{settings.kafka.bootstrap_servers}; stop them with `kill $(cat PIDFILE)` and "
-                "`stemedb-gate broker stop`"
+                "`.venv/bin/stemedb-gate broker stop`"
             )
 
 
@@ -126,6 +129,10 @@ def _start_admin_api(
     tokens_file = DEMO_DIR / "tokens"
     tokens_file.touch(mode=0o600)
     tokens_file.write_text(f"demo-operator {token}\n", encoding="utf-8")
+    # The CLI's --token-file takes a file with the token alone.
+    token_file = DEMO_DIR / "token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(f"{token}\n", encoding="utf-8")
     env = {**os.environ, "STEMEDB_ADMIN_API__TOKENS_FILE": str(tokens_file.resolve())}
     url = f"http://{settings.admin_api.host}:{settings.admin_api.port}/readyz"
     return _start_process("admin-api", ["admin-api"], url, config_path, env), token
