@@ -82,8 +82,14 @@ class Agent:
         return orjson.dumps(self.assertion(**overrides))
 
 
-class WorkerProcess:
-    """The gate worker in a child process, started and stopped by its PID."""
+class ServiceProcess:
+    """A ``stemedb-gate`` subcommand in a child process, started and stopped by its PID.
+
+    Subclasses name the subcommand and the port whose ``/readyz`` tells that the
+    process is ready.
+    """
+
+    subcommand = ""
 
     def __init__(self, settings: GateSettings, log_path: Path) -> None:
         self.settings = settings
@@ -91,23 +97,27 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.worker.web_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._spawn()
+        self.spawn()
         await self.wait_ready()
 
-    def _spawn(self) -> None:
+    def spawn(self) -> None:
+        """Start the child process without waiting for it to be ready."""
         env = {**os.environ, **settings_env(self.settings)}
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", self.subcommand],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     async def wait_ready(self, timeout_seconds: float = READY_TIMEOUT_SECONDS) -> None:
         deadline = time.monotonic() + timeout_seconds
@@ -116,7 +126,8 @@ class WorkerProcess:
                 assert self.process is not None
                 if self.process.poll() is not None:
                     raise AssertionError(
-                        f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
+                        f"{self.subcommand} exited with {self.process.returncode}:\n"
+                        f"{self.log_tail()}"
                     )
                 try:
                     async with session.get(f"{self.base_url}/readyz") as response:
@@ -124,11 +135,13 @@ class WorkerProcess:
                             return
                 except aiohttp.ClientError:
                     pass
-                await asyncio.sleep(0.5)
-        raise AssertionError(f"worker not ready after {timeout_seconds}s:\n{self.log_tail()}")
+                await asyncio.sleep(0.3)
+        raise AssertionError(
+            f"{self.subcommand} not ready after {timeout_seconds}s:\n{self.log_tail()}"
+        )
 
     def stop(self, timeout_seconds: float = 30.0) -> int:
-        """Send SIGTERM and wait; SIGKILL if the worker does not exit in time."""
+        """Send SIGTERM and wait; SIGKILL if the process does not exit in time."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
@@ -149,6 +162,26 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+class AdminApiProcess(ServiceProcess):
+    """``stemedb-gate admin-api``; ready when its read model has caught up."""
+
+    subcommand = "admin-api"
+
+    @property
+    def port(self) -> int:
+        return self.settings.admin_api.port
+
+
+class WorkerProcess(ServiceProcess):
+    """The gate worker; ready when its tables are restored and its tasks run."""
+
+    subcommand = "worker"
+
+    @property
+    def port(self) -> int:
+        return self.settings.worker.web_port
 
     async def get_json(self, path: str) -> Any:
         async with aiohttp.ClientSession() as session, session.get(self.base_url + path) as resp:

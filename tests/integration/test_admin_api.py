@@ -10,13 +10,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -29,13 +25,13 @@ from streams.settings import ENV_PREFIX, GateSettings, load_settings
 from streams.topics import ACCEPTED, ADMIN_COMMANDS, ASSERTIONS, BANNED, topic_specs
 from streams.topicsetup import admin_client, ensure_topics
 from tests.integration.harness import (
+    AdminApiProcess,
     Agent,
     Received,
     WorkerProcess,
     consume,
     free_port,
     produce,
-    settings_env,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -51,63 +47,6 @@ THRESHOLDS = "/v1/admin/content_defense/thresholds"
 ALLOWLIST = "/v1/admin/content_defense/allowlist"
 READY_TIMEOUT_SECONDS = 90.0
 WAIT_SECONDS = 30.0
-
-
-class ApiProcess:
-    """``stemedb-gate admin-api`` in a child process, stopped by its PID."""
-
-    def __init__(self, settings: GateSettings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.admin_api.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "admin-api"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise AssertionError(
-                        f"admin API exited with {self.process.returncode}:\n{self.log_tail()}"
-                    )
-                try:
-                    async with session.get(f"{self.base_url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.3)
-        raise AssertionError(f"admin API not ready:\n{self.log_tail()}")
-
-    def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
 
 class Client:
@@ -191,15 +130,15 @@ def module_settings(
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def services(
     module_settings: GateSettings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[WorkerProcess, ApiProcess]]:
+) -> AsyncIterator[tuple[WorkerProcess, AdminApiProcess]]:
     """Create the topics, start one worker and one API; delete the topics at the end."""
     settings = module_settings
     logs = tmp_path_factory.mktemp("admin-api-logs")
     await ensure_topics(settings, timeout_seconds=60.0)
     worker = WorkerProcess(settings, logs / "worker.log")
-    api = ApiProcess(settings, logs / "api.log")
+    api = AdminApiProcess(settings, logs / "api.log")
     try:
-        api.start()
+        api.spawn()
         await asyncio.gather(worker.start(), api.wait_ready())
         yield worker, api
     finally:
@@ -222,7 +161,7 @@ async def services(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(services: tuple[WorkerProcess, ApiProcess]) -> AsyncIterator[Client]:
+async def client(services: tuple[WorkerProcess, AdminApiProcess]) -> AsyncIterator[Client]:
     async with aiohttp.ClientSession() as session:
         yield Client(session, services[1].base_url)
 
@@ -738,7 +677,7 @@ async def test_metrics_from_read_model(client: Client) -> None:
 
 async def test_restart_rebuilds_read_model(
     module_settings: GateSettings,
-    services: tuple[WorkerProcess, ApiProcess],
+    services: tuple[WorkerProcess, AdminApiProcess],
     client: Client,
 ) -> None:
     """A restarted API reads the compacted topics again: decisions and commands survive."""
@@ -750,7 +689,7 @@ async def test_restart_rebuilds_read_model(
     api = services[1]
 
     assert api.stop() == 0
-    api.start()
+    api.spawn()
     await api.wait_ready()
 
     _, pending = await client.call("GET", f"{Q}/{pending_id}")

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from streams.settings import GateSettings
 from streams.topics import ASSERTIONS
 from tests.integration.conftest import GateFactory, WorkerFactory
-from tests.integration.harness import Agent, free_port, produce, settings_env
+from tests.integration.harness import AdminApiProcess, Agent, free_port, produce
 
 pytestmark = pytest.mark.integration
 
@@ -45,69 +41,6 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.out)
-
-
-class AdminApiProcess:
-    """``stemedb-gate admin-api`` in a child process, stopped by its PID."""
-
-    def __init__(self, settings: GateSettings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.admin_api.port}"
-
-    async def start(self) -> None:
-        self._spawn()
-        await self._wait_ready()
-
-    def _spawn(self) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "admin-api"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise AssertionError(
-                        f"admin API exited with {self.process.returncode}:\n{self.log_tail()}"
-                    )
-                try:
-                    async with session.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.5)
-        raise AssertionError(
-            f"admin API not ready after {READY_TIMEOUT_SECONDS}s:\n{self.log_tail()}"
-        )
-
-    def stop(self, timeout_seconds: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_seconds)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
 
 Cli = Callable[..., Awaitable[CliResult]]
@@ -138,7 +71,9 @@ async def gate(
         await api.start()
 
         async def cli(*args: str, token_file_path: Path = token_file) -> CliResult:
-            return await run_cli(*args, "--api-url", api.url, "--token-file", str(token_file_path))
+            return await run_cli(
+                *args, "--api-url", api.base_url, "--token-file", str(token_file_path)
+            )
 
         yield Gate(settings, api, cli)
     finally:

@@ -31,8 +31,7 @@ from streams.settings import GateSettings
 from streams.topics import ACCEPTED, ADMIN_COMMANDS, ASSERTIONS
 from tests.browser.chromium import chromium, missing_binaries
 from tests.integration.conftest import GateFactory, WorkerFactory
-from tests.integration.harness import Agent, consume, free_port, produce
-from tests.integration.test_admin_api import ApiProcess
+from tests.integration.harness import AdminApiProcess, Agent, consume, free_port, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -275,8 +274,8 @@ async def test_review_page_operator_flow(
             "command_timeout_seconds": 20,
         }
     )
-    api = ApiProcess(settings, tmp_path / "api.log")
-    api.start()
+    api = AdminApiProcess(settings, tmp_path / "api.log")
+    api.spawn()
     try:
         await asyncio.gather(worker_factory(settings), api.wait_ready())
         traffic = await _play_traffic(settings, api.base_url)
