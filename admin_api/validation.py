@@ -1,7 +1,7 @@
 """Checks of query parameters, path parameters, headers and JSON bodies.
 
 Every failure raises :class:`~admin_api.errors.InvalidRequest` naming the parameter,
-header or body field, so that a 400 always tells the client what to fix.
+header or body field, so that a 400 always names what the client must fix.
 """
 
 from __future__ import annotations

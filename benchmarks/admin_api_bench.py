@@ -24,7 +24,7 @@ What it does, on topics with a fresh uuid prefix that it deletes at the end:
    does the same for manual breaker opens and, ``--threshold-changes`` times, for a
    threshold change, which waits for the result of every partition.
 
-The JSON written to ``--out`` holds every figure with p50, p99, mean and count in
+The JSON written to ``--out`` contains every figure with p50, p99, mean and count in
 milliseconds, the parameters and the machine; a table goes to standard output. Each
 latency is measured by the client and includes the HTTP round trip on the loopback
 interface.

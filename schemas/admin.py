@@ -18,7 +18,7 @@ class AdminCommandKind(StrEnum):
     ALLOWLIST_REMOVE = "allowlist_remove"
     SET_THRESHOLDS = "set_thresholds"
     EXPIRE_STATE = "expire_state"
-    """Internal: the worker's sweep asks the agent's partition to apply time-based changes."""
+    """Internal: a sweep request to apply time-based changes on the agent's partition."""
 
 
 class AdminCommand(BaseModel):

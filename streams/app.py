@@ -11,10 +11,10 @@ Tables (all changelogged to Kafka, all stored in RocksDB under ``worker.data_dir
 - ``commands``: ``<command_id>@<partition>`` to the result of an applied command.
 - ``config``: ``thresholds`` to this partition's runtime threshold overrides.
 
-Every write happens while an event of the agent's partition is current (a record on
+Every write happens while an event of the agent's partition is current: a record on
 ``assertions`` or a command on ``admin-commands``, both keyed by agent id with the same
-partition count), so faust sends it to that partition of the changelog, and a worker
-that takes over the partition restores exactly the state of the agents it now owns.
+partition count. So faust sends the write to that partition of the changelog, and a
+worker that takes over the partition restores exactly the state of the agents it owns.
 Table keys go to the changelog as JSON, not as the raw record key, which is why no
 table uses faust's key partitioner.
 """
@@ -48,7 +48,7 @@ from streams.topics import (
 logger = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
-# A command id repeated within this time is answered with its first result.
+# A command id repeated within this time gets its first result again.
 COMMAND_RETENTION_MS = 7 * DAY_MS
 
 

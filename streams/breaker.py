@@ -62,9 +62,9 @@ class Breaker:
     probes_started: int = 0
     probes_passed: int = 0
 
-    def _to(self, state: BreakerState, why: str, at_ms: int, **changes: Any) -> Step:
+    def _to(self, state: BreakerState, transition_reason: str, at_ms: int, **changes: Any) -> Step:
         moved = replace(self, state=state, **changes)
-        return Step(moved, (Transition(self.state, state, why, at_ms),))
+        return Step(moved, (Transition(self.state, state, transition_reason, at_ms),))
 
     def tick(self, now_ms: int, cfg: CircuitBreakerSettings) -> Step:
         """Apply the transitions that time alone causes at ``now_ms``."""

@@ -1,9 +1,9 @@
 """The worker's side of operator commands on ``admin-commands``.
 
-Each command is applied at most once per partition: its result is stored under
+Each command is applied at most once per partition. Its result is stored under
 ``<command_id>@<partition>`` in the ``commands`` table before the result event is
-published, and a repeated ``command_id`` gets the stored result again (marked as a
-duplicate) without touching any state. Commands about an agent are keyed by its id, so
+published. A repeated ``command_id`` gets the stored result again, marked as a
+duplicate, without touching any state. Commands about an agent are keyed by its id, so
 they arrive on the partition that holds the agent's state, quarantine items and
 duplicate index. ``set_thresholds`` arrives once on every partition, and each partition
 keeps its own copy of the thresholds in the ``config`` table.
@@ -53,7 +53,7 @@ def _ms(moment: datetime) -> int:
 
 
 class CommandProcessor:
-    """Applies admin commands to the gate's tables and answers on ``admin-events``."""
+    """Applies admin commands to the gate's tables and publishes results on ``admin-events``."""
 
     def __init__(self, gate: Any, commands_table: Any) -> None:
         # ``gate`` is a streams.gate.Gate; typed loosely to avoid an import cycle.
@@ -103,7 +103,7 @@ class CommandProcessor:
             result = CommandResult(prior["result"])
             detail = {**prior["detail"], "duplicate": True}
             logger.info(
-                "command %s seen again on partition %d; answering with its first result %s",
+                "command %s seen again on partition %d; publishing its first result %s again",
                 command.command_id,
                 message.partition,
                 result.value,

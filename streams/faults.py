@@ -385,7 +385,7 @@ async def run_faults(
             "session_timeout_seconds": 10,
         },
         # Windows keep their counts for a week, so the sweep changes nothing during the
-        # run and the recomputation from the input sees the same state.
+        # run and the recomputation from the input computes the same state.
         circuit_breaker={"window_retention_seconds": 7 * 86400},
         # A stalled partition stops its worker within seconds, and the harness restarts it.
         worker={

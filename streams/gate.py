@@ -1,8 +1,8 @@
 """The worker's per-record loop: decode, read state, decide, write state, route.
 
-:class:`Gate` contains no decision logic of its own (that is :mod:`streams.decision`); it
-moves data between Kafka, the faust tables and the pure functions, and it never lets
-one record stop the stream: any exception while handling a record dead-letters that
+:class:`Gate` contains no decision logic of its own, which is in :mod:`streams.decision`.
+It moves data between Kafka, the faust tables and the pure functions. One record never
+stops the stream: any exception while handling a record dead-letters that
 record with kind ``internal_error`` and the worker goes on.
 """
 
@@ -385,8 +385,8 @@ class Gate:
         the changelog partition of the agent's records, and faust picks that partition
         from the current event, which a timer does not have. So an agent whose state
         changes with time (an OPEN breaker that ended, expired windows, nothing left to
-        keep) gets an ``expire_state`` command on ``admin-commands``, keyed by the agent,
-        and the command agent applies the change, or deletes the entry, on the agent's
+        keep) gets an ``expire_state`` command on ``admin-commands``, keyed by the agent.
+        The command agent then applies the change, or deletes the entry, on the agent's
         partition.
         """
         now_ms = int(time.time() * 1000)

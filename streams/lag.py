@@ -111,10 +111,12 @@ def _offset(meta: Any) -> int | None:
 class StallDetector:
     """Finds assigned partitions that have lag while their committed offset stays put.
 
-    A consumer can stop fetching one partition without any error, while it keeps
-    serving the others and reports healthy; clients in several languages have shown
-    this after broker restarts and rebalances. Only a new assignment clears it, so the
-    worker needs to notice it from the outside: committed offset versus end offset.
+    A consumer can stop committing or fetching one partition without any error while it
+    keeps serving the others and reports healthy. Issue trackers of Kafka clients in
+    several languages report this after broker restarts and rebalances, and the fault
+    harness showed it with faust-streaming 0.15.3 after a kill -9. Only a new
+    assignment clears it, so the worker checks from the outside: committed offset
+    versus end offset.
     """
 
     def __init__(self, stall_timeout_seconds: float) -> None:

@@ -80,7 +80,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """What a rule may know besides the claim: the broker time and the skew bounds."""
+    """Inputs a rule may read besides the claim: the broker time and the skew bounds."""
 
     record_time: datetime
     max_future_skew_seconds: float

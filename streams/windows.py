@@ -74,5 +74,5 @@ def failure_rate(counts: WindowCounts) -> float:
 
 
 def expired(counts: WindowCounts, now_ms: int, size_ms: int, retention_ms: int) -> bool:
-    """Whether both windows ended at least ``retention_ms`` before ``now_ms``."""
+    """Return whether both windows ended at least ``retention_ms`` before ``now_ms``."""
     return counts.start_ms + size_ms + retention_ms <= now_ms

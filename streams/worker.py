@@ -4,8 +4,8 @@ The local RocksDB stores are a cache of the changelog topics. After a clean stop
 are consistent with Kafka and are reused. After a crash or kill -9 they may hold writes
 whose changelog records never committed (an aborted transaction, or an unacknowledged
 send), and faust then either refuses to start or keeps state that Kafka does not have.
-So the worker writes a marker file on a clean stop, and at start discards the stores
-when the marker is missing; faust then rebuilds them from the changelogs.
+So the worker writes a marker file on a clean stop. At start it discards the stores
+when the marker is missing, and faust then rebuilds them from the changelogs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The API's in-memory view of the gate, rebuilt from Kafka topics at every start.
 
-:class:`ReadModel` takes one record at a time through :meth:`ReadModel.apply` and holds
+:class:`ReadModel` takes one record at a time through :meth:`ReadModel.apply` and has
 no Kafka client, so tests feed it by hand; :mod:`admin_api.read_model.feed` reads the
 topics into it.
 

@@ -16,7 +16,7 @@ PENDING = "pending"
 
 @dataclass
 class CommandRecord:
-    """What the read model knows of one command id."""
+    """The read model's record of one command id."""
 
     command_id: str
     kind: str | None = None
@@ -53,7 +53,7 @@ class CommandRecord:
         """Record a result event; return False for a repeat that changes nothing.
 
         A ``set_thresholds`` command has one result per partition of
-        ``admin-commands``, told apart by ``detail["partition"]``. Of every other
+        ``admin-commands``, distinguished by ``detail["partition"]``. Of every other
         kind only the first result counts, so repeats (``detail["duplicate"]``) are
         ignored once a result is known.
         """

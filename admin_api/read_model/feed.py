@@ -4,7 +4,7 @@ The feed assigns itself every partition of :data:`~admin_api.read_model.READ_TOP
 (no consumer group, nothing committed), reads from the beginning, and keeps reading
 until it is stopped. At start it records each partition's end offset. Once its
 position reaches all of them, it marks the read model ready, and ``/readyz`` and the
-admin routes start answering.
+admin routes start serving requests.
 """
 
 from __future__ import annotations

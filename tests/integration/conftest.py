@@ -26,19 +26,19 @@ async def gate_settings_factory(
     The gate's topics are deleted by ``topics_factory``; the changelog and assignor
     topics that faust creates under the app id are deleted here.
     """
-    made: list[GateSettings] = []
+    created: list[GateSettings] = []
 
     async def make(**sections: dict[str, Any]) -> GateSettings:
         kafka = {"partitions": 3, **sections.pop("kafka", {})}
         worker = {"web_port": free_port(), **sections.pop("worker", {})}
         settings = settings_factory(kafka=kafka, worker=worker, **sections)
         await topics_factory(settings)
-        made.append(settings)
+        created.append(settings)
         return settings
 
     yield make
 
-    for settings in made:
+    for settings in created:
         async with admin_client(settings.kafka.bootstrap_servers) as client:
             internal = [
                 name

@@ -243,7 +243,7 @@ async def consume(
     timeout_seconds: float = 30.0,
     settle_seconds: float = 0.0,
 ) -> list[Received]:
-    """Read ``topics`` from the beginning until ``until(received)`` holds or time runs out.
+    """Read ``topics`` from the beginning until ``until(received)`` is true or time runs out.
 
     ``settle_seconds`` keeps reading that long after the condition holds, to catch
     records that should not be there.
