@@ -15,9 +15,17 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +37,14 @@ from streams.errors import ConfigError
 ENV_PREFIX = "STEMEDB_"
 DEFAULT_CONFIG_PATH = Path("/etc/stemedb/config.toml")
 CONFIG_PATH_ENV = "STEMEDB_CONFIG"
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+SSL_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+# Shown in place of a secret's value in error messages.
+MASKED = "**********"
 
 
 class _Section(BaseModel):
@@ -70,6 +86,81 @@ class KafkaSettings(_Section):
         le=8 * 1024 * 1024,
         description="Largest accepted assertion record in bytes; larger ones are dead letters.",
     )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="Protocol of every connection to the brokers."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None,
+        description="SASL mechanism, required with SASL_PLAINTEXT and SASL_SSL and invalid "
+        "with the other protocols.",
+    )
+    sasl_username: str | None = Field(
+        None, min_length=1, description="SASL user name, required with a SASL protocol."
+    )
+    sasl_password: SecretStr | None = Field(
+        None,
+        description="SASL password, required with a SASL protocol. Error messages and "
+        "settings dumps show it masked.",
+    )
+    ssl_cafile: FilePath | None = Field(
+        None,
+        description="PEM file of the CA certificates that verify the brokers; unset uses "
+        "the system's default CAs. Only with SSL and SASL_SSL.",
+    )
+    ssl_certfile: FilePath | None = Field(
+        None,
+        description="PEM file of the client certificate (and its key, unless ssl_keyfile "
+        "is set) for brokers that require TLS client authentication.",
+    )
+    ssl_keyfile: FilePath | None = Field(
+        None, description="PEM file of the client certificate's private key."
+    )
+    ssl_check_hostname: bool = Field(
+        True,
+        description="Check that each broker's certificate names the host it was reached at.",
+    )
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        uses_sasl = protocol in SASL_PROTOCOLS
+        uses_ssl = protocol in SSL_PROTOCOLS
+        if uses_sasl:
+            missing = [
+                key
+                for key in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, key) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {protocol} needs {', '.join(missing)}; set them, or "
+                    "use PLAINTEXT or SSL"
+                )
+        else:
+            stray = [
+                key
+                for key in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, key) is not None
+            ]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but security_protocol {protocol} does not use "
+                    "SASL; use SASL_PLAINTEXT or SASL_SSL, or remove them"
+                )
+        if not uses_ssl:
+            stray = [
+                key
+                for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+                if getattr(self, key) is not None
+            ]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but security_protocol {protocol} does not use "
+                    "TLS; use SSL or SASL_SSL, or remove them"
+                )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile is set without ssl_certfile; set both or neither")
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -272,6 +363,36 @@ def _flat_key_sections() -> dict[str, str]:
 
 
 FLAT_KEYS = _flat_key_sections()
+# Keys whose values are never shown: in error messages, dumps and logs.
+SECRET_KEYS = frozenset(
+    key
+    for model in SECTIONS.values()
+    for key, field in model.model_fields.items()
+    if SecretStr in (field.annotation, *get_args(field.annotation))
+)
+
+
+def settings_environment(settings: GateSettings) -> dict[str, str]:
+    """Return the ``STEMEDB_<SECTION>__<KEY>`` variables that reproduce ``settings``.
+
+    Secrets appear in clear text, because the result is the environment of a child
+    process. Never log or print it.
+    """
+    env: dict[str, str] = {}
+    for section in SECTIONS:
+        values = getattr(settings, section)
+        for key, value in values.model_dump(mode="json").items():
+            if value is None:  # unset optional keys stay unset
+                continue
+            secret = getattr(values, key)
+            if isinstance(secret, SecretStr):
+                text = secret.get_secret_value()
+            elif isinstance(value, bool):
+                text = str(value).lower()
+            else:
+                text = str(value)
+            env[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = text
+    return env
 
 
 class _EnvSource(PydanticBaseSettingsSource):
@@ -372,6 +493,14 @@ def _describe_validation_error(exc: ValidationError, path: Path | None) -> str:
             lines.append(f"unknown config key {key!r}; valid sections: {', '.join(SECTIONS)}")
             continue
         value = error.get("input")
+        if isinstance(value, Mapping):
+            # A check across the keys of a section, whose input is the whole section
+            # (secrets included) and whose message names the keys.
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"invalid config [{key}]: {message}")
+            continue
+        if error["loc"][-1] in SECRET_KEYS and value is not None:
+            value = MASKED
         env_hint = ""
         if len(error["loc"]) == 2 and isinstance(error["loc"][1], str):
             env_hint = f" (environment: {ENV_PREFIX}{str(error['loc'][1]).upper()})"

@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.signing import sign
-from streams.settings import SECTIONS, GateSettings
+from streams.settings import GateSettings, settings_environment
 
 READY_TIMEOUT_SECONDS = 90.0
 
@@ -36,15 +36,7 @@ def free_port() -> int:
 
 def settings_env(settings: GateSettings) -> dict[str, str]:
     """Return the ``STEMEDB_<SECTION>__<KEY>`` variables that reproduce ``settings``."""
-    env: dict[str, str] = {}
-    for section in SECTIONS:
-        values = getattr(settings, section).model_dump(mode="json")
-        for key, value in values.items():
-            if value is None:  # unset optional keys stay unset
-                continue
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            env[f"STEMEDB_{section.upper()}__{key.upper()}"] = text
-    return env
+    return settings_environment(settings)
 
 
 @dataclass
