@@ -31,6 +31,7 @@ from admin_api.read_model.feed import StateFeed
 from admin_api.review import REVIEW_PAGE_PATH, add_review_page
 from admin_api.routes import ADMIN_PREFIX, add_routes
 from admin_api.service import OPERATOR_KEY, SERVICE_KEY, AdminService, json_response
+from streams.kafka_security import aiokafka_security_options
 from streams.settings import GateSettings
 from streams.topics import ADMIN_COMMANDS
 
@@ -108,6 +109,7 @@ async def _kafka_clients(app: web.Application) -> AsyncIterator[None]:
         acks="all",
         enable_idempotence=True,
         linger_ms=PRODUCER_LINGER_MS,
+        **aiokafka_security_options(kafka),
     )
     try:
         # Not "async with producer": a producer whose start() failed is not closed by it.

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.commands import CommandProcessor
 from streams.gate import Gate
+from streams.kafka_security import aiokafka_security_options, faust_broker_credentials
 from streams.lag import LagMonitor, OffsetReader
 from streams.metrics import GateMetrics
 from streams.settings import GateSettings
@@ -63,6 +64,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
     app = faust.App(
         kafka.app_id,
         broker=_broker_urls(kafka.bootstrap_servers),
+        broker_credentials=faust_broker_credentials(kafka),
         store="rocksdb://",
         datadir=str(worker.data_dir),
         processing_guarantee=kafka.processing_guarantee,
@@ -174,7 +176,12 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
 
     # faust starts services after table recovery and stops them with the app.
     lag_monitor = LagMonitor(
-        OffsetReader(kafka.bootstrap_servers, kafka.app_id, f"{kafka.app_id}-lag"),
+        OffsetReader(
+            kafka.bootstrap_servers,
+            kafka.app_id,
+            f"{kafka.app_id}-lag",
+            security=aiokafka_security_options(kafka),
+        ),
         metrics,
         assigned=lambda: app.consumer.assignment(),
         topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),

@@ -48,6 +48,7 @@ from schemas.admin import AdminCommand, AdminCommandKind
 from schemas.quarantine import quarantine_item_id
 from schemas.signing import sign
 from streams.errors import GateError
+from streams.kafka_security import aiokafka_security_options
 from streams.sample_claims import Claim, load_claims
 from streams.settings import GateSettings, current_thresholds
 from streams.topics import ADMIN_COMMANDS, ASSERTIONS, QUARANTINE
@@ -288,6 +289,7 @@ class DrillClient:
             client_id="stemedb-gate-drill",
             acks="all",
             linger_ms=5,
+            **aiokafka_security_options(self.settings.kafka),
         )
         try:
             await producer.start()
@@ -417,6 +419,7 @@ class _OffsetConsumer:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **aiokafka_security_options(settings.kafka),
         )
 
     async def __aenter__(self) -> AIOKafkaConsumer:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,10 +36,19 @@ ERROR_LOG_EVERY_SECONDS = 60.0
 class OffsetReader:
     """Reads end and committed offsets of one consumer group, over its own connections."""
 
-    def __init__(self, bootstrap_servers: str, group_id: str, client_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        group_id: str,
+        client_id: str,
+        *,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self.client_id = client_id
+        # Keyword arguments of streams.kafka_security.aiokafka_security_options.
+        self.security: Mapping[str, Any] = security or {}
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -73,7 +82,9 @@ class OffsetReader:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                **self.security,
             )
             await admin.start()
             self._admin = admin
@@ -84,6 +95,7 @@ class OffsetReader:
                 client_id=self.client_id,
                 group_id=None,
                 enable_auto_commit=False,
+                **self.security,
             )
             await consumer.start()
             self._consumer = consumer

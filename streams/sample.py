@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from schemas.invalid import InvalidKind
 from schemas.signing import public_key_hex, sign
 from streams.errors import GateError
+from streams.kafka_security import aiokafka_security_options
 from streams.sample_claims import Claim, load_claims
 from streams.settings import GateSettings
 from streams.topics import ASSERTIONS
@@ -453,7 +454,8 @@ async def play(
     """
     topic = settings.kafka.topic(ASSERTIONS)
     bootstrap = settings.kafka.bootstrap_servers
-    await _require_topic(bootstrap, topic)
+    security = aiokafka_security_options(settings.kafka)
+    await _require_topic(bootstrap, topic, security)
 
     total = len(plan.records)
     delivered = 0
@@ -472,6 +474,7 @@ async def play(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        **security,
     )
     logger.info("producing %d sample records to %s on %s", total, topic, bootstrap)
     try:
@@ -498,10 +501,12 @@ async def play(
     logger.info("produced %d sample records to %s", delivered, topic)
 
 
-async def _require_topic(bootstrap: str, topic: str) -> None:
+async def _require_topic(bootstrap: str, topic: str, security: Mapping[str, Any]) -> None:
     # Producing to a missing topic could auto-create it without LogAppendTime, and the
     # gate's windows would then run on the producer's clock.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="stemedb-gate-sample")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="stemedb-gate-sample", **security
+    )
     try:
         await admin.start()
         topics = await admin.list_topics()

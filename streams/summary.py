@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -28,6 +28,7 @@ from schemas.invalid import InvalidRecord
 from schemas.verdict import Reason, Route, RoutedAssertion
 from streams.decision import REASON_FLOODING
 from streams.errors import GateError
+from streams.kafka_security import aiokafka_security_options
 from streams.sample import Manifest, Role
 from streams.settings import GateSettings
 from streams.topics import ACCEPTED, ADMIN_EVENTS, BANNED, INVALID, QUARANTINE
@@ -329,6 +330,7 @@ async def read_summary(
     """
     names = {settings.kafka.topic(name): name for name in SUMMARY_TOPICS}
     bootstrap = settings.kafka.bootstrap_servers
+    security = aiokafka_security_options(settings.kafka)
     tally = RoutingTally(manifest)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -337,10 +339,11 @@ async def read_summary(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        **security,
     )
     try:
         try:
-            partitions = await _find_partitions(bootstrap, names)
+            partitions = await _find_partitions(bootstrap, names, security)
             await consumer.start()
         except KafkaError as exc:
             raise SummaryError(
@@ -356,13 +359,15 @@ async def read_summary(
     return summarize(tally, manifest)
 
 
-async def _find_partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+async def _find_partitions(
+    bootstrap: str, topics: Iterable[str], security: Mapping[str, Any]
+) -> list[TopicPartition]:
     """Return the partitions of those of ``topics`` that exist, skipping missing ones.
 
     Only topics that ``list_topics`` returns are described, because a metadata request
     for a missing topic makes a broker with ``auto.create.topics.enable`` create it.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=CLIENT_ID)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=CLIENT_ID, **security)
     try:
         await admin.start()
         existing = set(await admin.list_topics())

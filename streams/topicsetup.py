@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from streams.errors import BrokerError, TopicSetupError
+from streams.kafka_security import aiokafka_security_options
 from streams.settings import GateSettings
 from streams.topics import TopicSpec, topic_specs
 
@@ -54,13 +56,21 @@ class TopicMismatch:
 
 @asynccontextmanager
 async def admin_client(
-    bootstrap_servers: str, *, request_timeout_ms: int = 30_000
+    bootstrap_servers: str,
+    *,
+    request_timeout_ms: int = 30_000,
+    security: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[AIOKafkaAdminClient]:
-    """Start an aiokafka admin client and close it on every path."""
+    """Start an aiokafka admin client and close it on every path.
+
+    ``security`` holds the keyword arguments of
+    :func:`streams.kafka_security.aiokafka_security_options`; None connects in PLAINTEXT.
+    """
     client = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id=CLIENT_ID,
         request_timeout_ms=request_timeout_ms,
+        **(security or {}),
     )
     try:
         await client.start()
@@ -69,10 +79,16 @@ async def admin_client(
         await client.close()
 
 
-async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float = 60.0) -> None:
+async def wait_for_broker(
+    bootstrap_servers: str,
+    timeout_seconds: float = 60.0,
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> None:
     """Wait until a broker of ``bootstrap_servers`` responds to a metadata request.
 
-    Raises :class:`BrokerError` with the last failure when ``timeout_seconds`` pass.
+    ``security`` is passed on to :func:`admin_client`. Raises :class:`BrokerError` with
+    the last failure when ``timeout_seconds`` pass.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_seconds
@@ -84,7 +100,7 @@ async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float = 60.0)
                 f"Kafka at {bootstrap_servers} did not respond to a metadata request within "
                 f"{timeout_seconds:g} s (last failure: {last_failure}); check that the "
                 "broker runs (stemedb-gate broker status) and that kafka.bootstrap_servers "
-                "names it"
+                f"names it{_security_hint(security)}"
             )
 
         # A plain TCP connect first, because aiokafka logs an error for every refused
@@ -95,6 +111,7 @@ async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float = 60.0)
                     async with admin_client(
                         bootstrap_servers,
                         request_timeout_ms=max(1000, int(remaining_seconds * 1000)),
+                        security=security,
                     ) as client:
                         await client.list_topics()
                     return
@@ -104,6 +121,18 @@ async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float = 60.0)
         except KafkaError as exc:
             last_failure = str(exc)
         await asyncio.sleep(min(RETRY_INTERVAL_SECONDS, max(0.0, deadline - loop.time())))
+
+
+def _security_hint(security: Mapping[str, Any] | None) -> str:
+    # aiokafka logs a failed SASL login or TLS handshake but raises only "Unable to
+    # bootstrap", so the message points at the settings that cause it.
+    protocol = (security or {}).get("security_protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return ""
+    return (
+        f", and that the broker's listener accepts {protocol} with these credentials "
+        "(kafka.sasl_*, kafka.ssl_*); an authentication or TLS failure is logged above"
+    )
 
 
 async def _any_server_accepts(bootstrap_servers: str) -> bool:
@@ -128,10 +157,14 @@ async def ensure_topics(settings: GateSettings, *, timeout_seconds: float = 60.0
     and actual value that differ, or when a Kafka request fails or times out.
     """
     bootstrap_servers = settings.kafka.bootstrap_servers
+    security = aiokafka_security_options(settings.kafka)
     specs = topic_specs(settings)
-    await wait_for_broker(bootstrap_servers, timeout_seconds)
+    await wait_for_broker(bootstrap_servers, timeout_seconds, security=security)
     try:
-        async with asyncio.timeout(timeout_seconds), admin_client(bootstrap_servers) as client:
+        async with (
+            asyncio.timeout(timeout_seconds),
+            admin_client(bootstrap_servers, security=security) as client,
+        ):
             # 1. Find the topics that exist. list_topics reads all names, because a
             # metadata request for named topics can auto-create them with broker defaults.
             present = set(await client.list_topics())

@@ -58,9 +58,10 @@ def run_worker(settings: GateSettings, loglevel: str = "INFO") -> None:
     discard_state_after_crash(data_dir)
     app = create_app(settings)
     logger.info(
-        "starting gate worker app_id=%s bootstrap=%s prefix=%r data_dir=%s web=%s:%d",
+        "starting gate worker app_id=%s bootstrap=%s security=%s prefix=%r data_dir=%s web=%s:%d",
         settings.kafka.app_id,
         settings.kafka.bootstrap_servers,
+        settings.kafka.security_protocol,
         settings.kafka.topic_prefix,
         data_dir,
         settings.worker.web_host,

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from streams.kafka_security import aiokafka_security_options
 from streams.localbroker import KAFKA_VERSION, LocalBroker
 from streams.settings import ENV_PREFIX, GateSettings, load_settings
 from streams.topics import topic_specs
@@ -261,7 +262,9 @@ async def topics_factory() -> AsyncIterator[TopicsFactory]:
 
     for settings in used_settings:
         names = [spec.name for spec in topic_specs(settings)]
-        async with admin_client(settings.kafka.bootstrap_servers) as client:
+        async with admin_client(
+            settings.kafka.bootstrap_servers, security=aiokafka_security_options(settings.kafka)
+        ) as client:
             existing = set(await client.list_topics())
             to_delete = [name for name in names if name in existing]
             if to_delete:

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from admin_api.errors import AdminApiError
 from admin_api.read_model import READ_TOPICS, ReadModel
+from streams.kafka_security import aiokafka_security_options
 from streams.settings import GateSettings
 from streams.topics import ADMIN_COMMANDS
 from streams.topicsetup import admin_client
@@ -80,6 +81,7 @@ class StateFeed:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            **aiokafka_security_options(kafka),
         )
         self._consumer = consumer
         try:
@@ -107,7 +109,9 @@ class StateFeed:
         """Return every partition of the read topics; a missing topic is a setup error."""
         kafka = self.settings.kafka
         names = list(self._short_names)
-        async with admin_client(kafka.bootstrap_servers) as client:
+        async with admin_client(
+            kafka.bootstrap_servers, security=aiokafka_security_options(kafka)
+        ) as client:
             existing = set(await client.list_topics())
             missing = [name for name in names if name not in existing]
             if missing:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from streams.kafka_security import aiokafka_security_options
 from streams.settings import GateSettings
 from streams.topicsetup import admin_client
 from tests.integration.harness import WorkerProcess, free_port
@@ -39,7 +40,9 @@ async def gate_settings_factory(
     yield make
 
     for settings in created:
-        async with admin_client(settings.kafka.bootstrap_servers) as client:
+        async with admin_client(
+            settings.kafka.bootstrap_servers, security=aiokafka_security_options(settings.kafka)
+        ) as client:
             internal = [
                 name
                 for name in await client.list_topics()
