@@ -15,6 +15,11 @@ detached process, so the broker outlives the command that started it. It listens
 
 A broker that already runs from the same root is reused, so tests, ``stemedb-gate
 broker start`` and a worker can share one.
+
+With ``scram_users`` the client listener is SASL_PLAINTEXT with SCRAM-SHA-512 instead
+of PLAINTEXT. The users are stored when the storage is formatted, together with an
+inter-broker user whose password is generated then and kept in
+``<root>/inter-broker.password``. The controller listener stays PLAINTEXT on loopback.
 """
 
 from __future__ import annotations
@@ -26,15 +31,18 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from streams.errors import BrokerError
 from streams.topicsetup import wait_for_broker
@@ -59,6 +67,13 @@ MAX_LOG_BYTES = 20 * 1024 * 1024
 POLL_INTERVAL_SECONDS = 0.2
 # Each readiness probe is short, so a broker that exits during start is noticed soon.
 PROBE_TIMEOUT_SECONDS = 2.0
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+# The user the broker authenticates as on its own listener: transaction markers, for
+# example, go over the inter-broker listener even on a single node.
+INTER_BROKER_USER = "stemedb-inter-broker"
+# SCRAM user names and passwords go into server.properties (JAAS) and the
+# StorageTool command line, so characters that need quoting there are rejected.
+_SCRAM_TEXT = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,22 @@ class LocalBroker:
         version: str = KAFKA_VERSION,
         heap_megabytes: int = 512,
         pom_path: Path = DEFAULT_POM_PATH,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
+        """Describe a broker under ``root``; nothing starts until :meth:`start`.
+
+        ``scram_users`` maps user names to passwords and turns on SCRAM mode. Users
+        are added only when the storage is formatted, on the first start of a root.
+        """
+        for name, password in (scram_users or {}).items():
+            if not _SCRAM_TEXT.match(name) or not _SCRAM_TEXT.match(password):
+                raise BrokerError(
+                    f"SCRAM user {name!r}: names and passwords may contain only letters, "
+                    "digits, '.', '_' and '-'"
+                )
+            if name == INTER_BROKER_USER:
+                raise BrokerError(f"SCRAM user name {name!r} is reserved for the broker")
+        self.scram_users = dict(scram_users or {})
         self.root = (root or DEFAULT_ROOT).resolve()
         self.port = port
         self.controller_port = controller_port
@@ -130,6 +160,23 @@ class LocalBroker:
     @property
     def log_path(self) -> Path:
         return self.root / "broker.log"
+
+    @property
+    def inter_broker_password_path(self) -> Path:
+        return self.root / "inter-broker.password"
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_PLAINTEXT" if self.scram_users else "PLAINTEXT"
+
+    def client_security(self, user: str, password: str) -> dict[str, Any]:
+        """Return aiokafka keyword arguments that log in as ``user`` in SCRAM mode."""
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
 
     # ----------------------------------------------------------------- install
 
@@ -231,6 +278,7 @@ class LocalBroker:
                 )
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self._server_properties(), encoding="utf-8")
+        self.config_path.chmod(0o600)
         self.log4j_config_path.write_text(_LOG4J2_PROPERTIES, encoding="utf-8")
         self._format_storage_once(java)
 
@@ -288,13 +336,50 @@ class LocalBroker:
     # --------------------------------------------------------------- helpers
 
     def _server_properties(self) -> str:
-        return _SERVER_PROPERTIES.format(
+        properties = _SERVER_PROPERTIES.format(
             node_id=NODE_ID,
             host=HOST,
             port=self.port,
             controller_port=self.controller_port,
             data_dir=self.data_dir,
+            listener=self.security_protocol,
         )
+        if self.scram_users:
+            properties += _SCRAM_PROPERTIES.format(
+                mechanism=SCRAM_MECHANISM,
+                jaas_key=f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}",
+                user=INTER_BROKER_USER,
+                password=self._inter_broker_password(),
+            )
+        return properties
+
+    def _inter_broker_password(self) -> str:
+        """Read the inter-broker password, creating it before the storage is formatted."""
+        try:
+            return self.inter_broker_password_path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            pass
+        if (self.data_dir / "meta.properties").is_file():
+            raise BrokerError(
+                f"{self.data_dir} was formatted without SCRAM users, so this broker cannot "
+                f"run in SCRAM mode; use another root or delete {self.data_dir}"
+            )
+        password = secrets.token_urlsafe(24)
+        self.inter_broker_password_path.touch(mode=0o600)
+        self.inter_broker_password_path.write_text(password + "\n", encoding="utf-8")
+        return password
+
+    def _probe_security(self) -> dict[str, Any] | None:
+        if not self.scram_users:
+            return None
+        return self.client_security(INTER_BROKER_USER, self._inter_broker_password())
+
+    def _scram_format_arguments(self) -> list[str]:
+        users = {**self.scram_users, INTER_BROKER_USER: self._inter_broker_password()}
+        arguments: list[str] = []
+        for name, password in users.items():
+            arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        return arguments
 
     def _format_storage_once(self, java: str) -> None:
         if (self.data_dir / "meta.properties").is_file():
@@ -313,6 +398,9 @@ class LocalBroker:
                 cluster_id,
                 "-c",
                 str(self.config_path),
+                # NOTE: the passwords are visible to other local users in the process
+                # list while the format runs, which is acceptable for a test broker only.
+                *(self._scram_format_arguments() if self.scram_users else []),
             ],
             timeout_seconds=120.0,
             description="Kafka storage format",
@@ -390,7 +478,9 @@ class LocalBroker:
             try:
                 asyncio.run(
                     wait_for_broker(
-                        self.bootstrap_servers, min(PROBE_TIMEOUT_SECONDS, remaining_seconds)
+                        self.bootstrap_servers,
+                        min(PROBE_TIMEOUT_SECONDS, remaining_seconds),
+                        security=self._probe_security(),
                     )
                 )
                 return
@@ -582,10 +672,10 @@ process.roles=broker,controller
 node.id={node_id}
 controller.quorum.voters={node_id}@{host}:{controller_port}
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listeners={listener}://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners={listener}://{host}:{port}
+inter.broker.listener.name={listener}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}
 log.dirs={data_dir}
 
 # A single node cannot hold more than one replica of the internal topics.
@@ -601,6 +691,15 @@ group.initial.rebalance.delay.ms=0
 # Tests delete their topics. Removing the files after 1 s instead of 60 s keeps them
 # from piling up in the data folder when the broker stops soon after.
 file.delete.delay.ms=1000
+"""
+
+_SCRAM_PROPERTIES = """
+# SCRAM mode: clients and the broker itself log in on the SASL_PLAINTEXT listener.
+sasl.enabled.mechanisms={mechanism}
+sasl.mechanism.inter.broker.protocol={mechanism}
+{jaas_key}.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required \\
+  username="{user}" password="{password}";
 """
 
 _LOG4J2_PROPERTIES = """\

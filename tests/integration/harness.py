@@ -202,10 +202,16 @@ class WorkerProcess(ServiceProcess):
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    **client_options: Any,
 ) -> list[tuple[int, int]]:
-    """Send records in order and return each one's (partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    """Send records in order and return each one's (partition, offset).
+
+    ``client_options`` go to the producer, for example SASL credentials.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client_options)
     await producer.start()
     try:
         placed = []
@@ -234,11 +240,12 @@ async def consume(
     until: Any = None,
     timeout_seconds: float = 30.0,
     settle_seconds: float = 0.0,
+    **client_options: Any,
 ) -> list[Received]:
     """Read ``topics`` from the beginning until ``until(received)`` is true or time runs out.
 
     ``settle_seconds`` keeps reading that long after the condition holds, to catch
-    records that should not be there.
+    records that should not be there. ``client_options`` go to the consumer.
     """
     consumer = AIOKafkaConsumer(
         *topics,
@@ -247,6 +254,7 @@ async def consume(
         enable_auto_commit=False,
         isolation_level="read_committed",
         group_id=None,
+        **client_options,
     )
     await consumer.start()
     received: list[Received] = []

@@ -222,3 +222,41 @@ async def test_ensure_topics_unreachable_broker_raises(tmp_path: Path) -> None:
 
     with pytest.raises(BrokerError, match="within 1 s"):
         await ensure_topics(settings, timeout_seconds=1.0)
+
+
+def test_server_properties_default_plaintext(tmp_path: Path) -> None:
+    properties = LocalBroker(tmp_path / "kafka")._server_properties()
+
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in properties
+    assert "inter.broker.listener.name=PLAINTEXT" in properties
+    assert "sasl" not in properties
+
+
+def test_server_properties_scram_mode(tmp_path: Path) -> None:
+    """The client listener needs SCRAM, the controller stays PLAINTEXT, and user passwords
+    stay out of the file."""
+    broker = LocalBroker(tmp_path / "kafka", scram_users={"gate": "gate-password"})
+    broker.root.mkdir(parents=True)
+
+    properties = broker._server_properties()
+    format_arguments = broker._scram_format_arguments()
+
+    assert "listeners=SASL_PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in properties
+    assert "listener.security.protocol.map=CONTROLLER:PLAINTEXT," in properties
+    assert "sasl.enabled.mechanisms=SCRAM-SHA-512" in properties
+    assert "gate-password" not in properties
+    assert broker.inter_broker_password_path.stat().st_mode & 0o077 == 0
+    assert "SCRAM-SHA-512=[name=gate,password=gate-password]" in format_arguments
+
+
+@pytest.mark.parametrize(
+    ("users", "expected"),
+    [
+        ({"gate": "pass word"}, "may contain only letters"),
+        ({"a=b": "password"}, "may contain only letters"),
+        ({"stemedb-inter-broker": "password"}, "reserved for the broker"),
+    ],
+)
+def test_scram_users_invalid_rejected(tmp_path: Path, users: dict[str, str], expected: str) -> None:
+    with pytest.raises(BrokerError, match=expected):
+        LocalBroker(tmp_path / "kafka", scram_users=users)
