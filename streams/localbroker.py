@@ -71,8 +71,9 @@ SCRAM_MECHANISM = "SCRAM-SHA-512"
 # The user the broker authenticates as on its own listener: transaction markers, for
 # example, go over the inter-broker listener even on a single node.
 INTER_BROKER_USER = "stemedb-inter-broker"
-# SCRAM user names and passwords go into server.properties (JAAS) and the
-# StorageTool command line, so characters that need quoting there are rejected.
+# SCRAM user names and passwords go into the StorageTool argument
+# "SCRAM-SHA-512=[name=...,password=...]", so characters that need quoting there are
+# rejected.
 _SCRAM_TEXT = re.compile(r"^[A-Za-z0-9._-]+$")
 
 

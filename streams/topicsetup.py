@@ -63,7 +63,7 @@ async def admin_client(
 ) -> AsyncIterator[AIOKafkaAdminClient]:
     """Start an aiokafka admin client and close it on every path.
 
-    ``security`` holds the keyword arguments of
+    ``security`` contains the keyword arguments of
     :func:`streams.kafka_security.aiokafka_security_options`; None connects in PLAINTEXT.
     """
     client = AIOKafkaAdminClient(
