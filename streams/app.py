@@ -32,6 +32,7 @@ from streams.gate import Gate
 from streams.kafka_security import aiokafka_security_options, faust_broker_credentials
 from streams.lag import LagMonitor, OffsetReader
 from streams.metrics import GateMetrics
+from streams.redelivery import AckHoleRepair, install_ack_tidy
 from streams.settings import GateSettings
 from streams.topics import (
     ACCEPTED,
@@ -162,6 +163,8 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
 
     @app.agent(assertions, name="gate")
     async def gate_agent(stream: Any) -> None:
+        # Agents start before the first commit, so the tidy is in place for it.
+        install_ack_tidy(app.consumer)
         async for event in stream.events():
             await gate.handle_assertion(event)
 
@@ -193,6 +196,14 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
     app.lag_monitor = lag_monitor  # type: ignore[attr-defined]
     app.service(
         lag_monitor  # type: ignore[arg-type]
+    )
+    app.service(
+        AckHoleRepair(  # type: ignore[arg-type]
+            lambda: app.consumer,
+            topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
+            handled=gate.handled,
+            on_repair=lambda hole: metrics.redeliveries.inc(),
+        )
     )
 
     @app.page("/healthz")

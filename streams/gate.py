@@ -29,6 +29,7 @@ from streams.decision import AgentState, Decision, SeenEntry, decide, id_key, sw
 from streams.decode import DecodeFailure, decode
 from streams.errors import ConfigError
 from streams.metrics import GateMetrics
+from streams.redelivery import HandledOffsets
 from streams.settings import GateSettings, with_thresholds
 from streams.topics import (
     ADMIN_COMMANDS,
@@ -96,6 +97,7 @@ class Gate:
         # Offset of the first record handled per partition, logged once for audits of
         # where a restarted worker resumed.
         self._first_offsets: dict[int, int] = {}
+        self.handled = HandledOffsets()
 
     def log_limited(self, kind: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         """Log a warning, at most once per interval for each ``kind``."""
@@ -106,6 +108,9 @@ class Gate:
     async def handle_assertion(self, event: Any) -> None:
         """Handle one ``assertions`` record; never raises except on cancellation."""
         message = event.message
+        if not self.handled.add(message.tp, message.offset):
+            # Fetched again after a repair seek; this process already routed it.
+            return
         started = time.perf_counter()
         if message.partition not in self._first_offsets:
             self._first_offsets[message.partition] = message.offset

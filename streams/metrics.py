@@ -157,6 +157,12 @@ class GateMetrics:
             "stored verdict.",
             registry=registry,
         )
+        self.redeliveries = Counter(
+            "stemedb_redelivery_seeks_total",
+            "Partitions fetched again from their committed offset because fetched "
+            "records never reached the stream.",
+            registry=registry,
+        )
         self.decision_seconds = Histogram(
             "stemedb_decision_seconds",
             "Time to decide and route one record inside the worker.",

@@ -1,0 +1,204 @@
+"""Fetch again the records faust fetched but never handed to the stream.
+
+faust commits a partition only up to its first offset that the stream has not
+acknowledged. faust-streaming 0.15.3 can lose fetched records on their way to the
+stream when a worker takes partitions over: it resumes fetching before it seeks to the
+committed offsets, and clears the stream's buffer when it resumes the flow. Records
+that sat in the buffer are dropped, while faust's read position has already passed
+them, so they are never fetched again. The partition goes on being processed above
+the hole, and its committed offset never moves again.
+
+:class:`AckHoleRepair` looks at faust's acknowledgement bookkeeping every few seconds.
+A partition whose lowest acknowledged offset stays more than one past its committed
+offset has a hole that no record in flight will fill; the repair seeks that partition
+back to its committed offset, so the dropped records are fetched and handled. Records
+above the hole come again too: the gate skips the ones this process has already
+handled (:class:`HandledOffsets`), so no output is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mode import Service
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+# A hole must stay unchanged this long before the partition is fetched again.
+HOLE_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Hole:
+    """Offsets ``first`` to ``last`` of a partition were never acknowledged."""
+
+    tp: Any
+    first: int
+    last: int
+
+
+def find_holes(
+    committed: Mapping[Any, int | None],
+    acked: Mapping[Any, Iterable[int]],
+    gaps: Mapping[Any, Any],
+    partitions: Collection[Any],
+) -> list[Hole]:
+    """Return the partitions whose acknowledgements start above the committed offset.
+
+    ``committed`` is the next offset to read per partition; ``acked`` the acknowledged
+    offsets not yet committed; ``gaps`` faust's interval trees of offsets that hold no
+    record (transaction markers), which faust counts as acknowledged.
+    """
+    holes: list[Hole] = []
+    for tp in partitions:
+        offsets = list(acked.get(tp, ()))
+        start = committed.get(tp)
+        if not offsets or start is None:
+            continue
+        lowest = min(offsets)
+        # faust itself tolerates lowest == start + 1; anything above is a stuck commit.
+        if lowest - start <= 1:
+            continue
+        gap = gaps.get(tp)
+        if gap is not None and gap.overlaps(start, lowest):
+            continue
+        holes.append(Hole(tp, start, lowest - 1))
+    return holes
+
+
+class HandledOffsets:
+    """Offsets this process handled and faust has not committed yet, per partition.
+
+    A record fetched again after a repair seek is skipped when its offset is here; the
+    first handling already routed it. Offsets below the committed offset are pruned.
+    """
+
+    def __init__(self) -> None:
+        self._offsets: dict[Any, set[int]] = {}
+
+    def add(self, tp: Any, offset: int) -> bool:
+        """Record ``offset``; return False if it was handled before in this process."""
+        seen = self._offsets.setdefault(tp, set())
+        if offset in seen:
+            return False
+        seen.add(offset)
+        return True
+
+    def prune(self, committed: Mapping[Any, int | None]) -> None:
+        for tp, seen in list(self._offsets.items()):
+            start = committed.get(tp)
+            if start is None:
+                continue
+            self._offsets[tp] = {offset for offset in seen if offset >= start}
+
+    def keep_only(self, tps: Collection[Any]) -> None:
+        """Drop the partitions this process no longer owns."""
+        for tp in [tp for tp in self._offsets if tp not in tps]:
+            del self._offsets[tp]
+
+    def __len__(self) -> int:
+        return sum(len(seen) for seen in self._offsets.values())
+
+
+def tidy_acks(acked: list[int], index: set[int], committed: int | None) -> bool:
+    """Drop duplicate and already committed offsets from faust's list of acks.
+
+    faust finds the offset to commit from the first run of consecutive numbers in the
+    sorted list. After a takeover the list can hold an offset twice (the record was
+    fetched before and after faust's seek), which splits that run after one offset,
+    so each commit moves the partition by one record. Returns True if it changed.
+    """
+    clean = sorted({offset for offset in acked if committed is None or offset >= committed})
+    if clean == acked:
+        return False
+    acked[:] = clean
+    index.clear()
+    index.update(clean)
+    return True
+
+
+def install_ack_tidy(consumer: Any) -> None:
+    """Make ``consumer`` tidy a partition's acks each time it computes a commit offset."""
+    if getattr(consumer, "_stemedb_ack_tidy", False):
+        return
+    compute = consumer._new_offset
+
+    def new_offset(tp: Any) -> int | None:
+        acked = consumer._acked.get(tp)
+        if acked:
+            tidy_acks(acked, consumer._acked_index[tp], consumer._committed_offset.get(tp))
+        result: int | None = compute(tp)
+        return result
+
+    consumer._new_offset = new_offset
+    consumer._stemedb_ack_tidy = True
+
+
+class AckHoleRepair(Service):
+    """Seeks a partition back to its committed offset when its acknowledgements stall."""
+
+    def __init__(
+        self,
+        consumer: Callable[[], Any],
+        topics: Collection[str],
+        handled: HandledOffsets,
+        on_repair: Callable[[Hole], None] = lambda hole: None,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        grace_seconds: float = HOLE_GRACE_SECONDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._consumer = consumer
+        self.topics = frozenset(topics)
+        self.handled = handled
+        self.on_repair = on_repair
+        self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        # Hole -> monotonic time it was first seen unchanged.
+        self._pending: dict[Hole, float] = {}
+
+    @Service.task
+    async def _poll_forever(self) -> None:
+        while not self.should_stop:
+            await self.sleep(self.poll_seconds)
+            try:
+                await self.check(time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("checking for unacknowledged offsets failed")
+
+    async def check(self, now: float) -> list[Hole]:
+        """Seek every partition whose hole has lasted the grace period; return them."""
+        consumer = self._consumer()
+        assigned = {tp for tp in consumer.assignment() if tp.topic in self.topics}
+        committed = dict(consumer._committed_offset)
+        self.handled.keep_only(assigned)
+        self.handled.prune(committed)
+        holes = find_holes(committed, consumer._acked, consumer._gap, assigned)
+        self._pending = {hole: self._pending.get(hole, now) for hole in holes}
+        repaired: list[Hole] = []
+        for hole, since in list(self._pending.items()):
+            if now - since < self.grace_seconds:
+                continue
+            logger.warning(
+                "%s[%d]: offsets %d-%d were fetched but never reached the stream; "
+                "fetching again from offset %d",
+                hole.tp.topic,
+                hole.tp.partition,
+                hole.first,
+                hole.last,
+                hole.first,
+            )
+            await consumer.seek(hole.tp, hole.first)
+            self.on_repair(hole)
+            del self._pending[hole]
+            repaired.append(hole)
+        return repaired

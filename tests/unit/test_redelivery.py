@@ -1,0 +1,134 @@
+"""The repair of partitions whose fetched records never reached the stream."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from intervaltree import IntervalTree
+
+from streams.redelivery import (
+    AckHoleRepair,
+    HandledOffsets,
+    Hole,
+    find_holes,
+    install_ack_tidy,
+    tidy_acks,
+)
+
+
+class TP(tuple[str, int]):
+    @property
+    def topic(self) -> str:
+        return self[0]
+
+    @property
+    def partition(self) -> int:
+        return self[1]
+
+
+A0 = TP(("assertions", 0))
+A1 = TP(("assertions", 1))
+OTHER = TP(("agents-changelog", 0))
+
+
+def test_no_hole_when_acks_start_at_the_committed_offset() -> None:
+    assert find_holes({A0: 10}, {A0: [10, 11, 12]}, {}, [A0]) == []
+
+
+def test_faust_tolerates_one_missing_offset_so_it_is_no_hole() -> None:
+    assert find_holes({A0: 10}, {A0: [11, 12]}, {}, [A0]) == []
+
+
+def test_hole_of_several_offsets_is_found() -> None:
+    assert find_holes({A0: 10}, {A0: [13, 14], A1: [5]}, {}, [A0, A1]) == [Hole(A0, 10, 12)]
+
+
+def test_offsets_without_records_are_no_hole() -> None:
+    gaps = {A0: IntervalTree.from_tuples([(10, 13)])}
+    assert find_holes({A0: 10}, {A0: [13, 14]}, gaps, [A0]) == []
+
+
+def test_nothing_committed_or_acked_is_no_hole() -> None:
+    assert find_holes({A0: None}, {A0: [13]}, {}, [A0]) == []
+    assert find_holes({A0: 10}, {A0: []}, {}, [A0]) == []
+
+
+def test_tidy_drops_duplicates_and_committed_offsets() -> None:
+    acked = [9, 10, 11, 11, 12, 12]
+    index = {9, 10, 11, 12, 40}
+    assert tidy_acks(acked, index, committed=10)
+    assert acked == [10, 11, 12]
+    assert index == {10, 11, 12}
+
+
+def test_tidy_leaves_clean_acks_alone() -> None:
+    acked = [10, 11]
+    assert not tidy_acks(acked, {10, 11}, committed=10)
+
+
+def test_handled_offsets_skip_a_second_delivery_and_prune_committed() -> None:
+    handled = HandledOffsets()
+    assert handled.add(A0, 5)
+    assert not handled.add(A0, 5)
+    handled.prune({A0: 6})
+    assert len(handled) == 0
+    assert handled.add(A0, 5)
+    handled.keep_only({A1})
+    assert len(handled) == 0
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self._committed_offset: dict[Any, int | None] = {A0: 10, A1: 20, OTHER: 3}
+        self._acked: dict[Any, list[int]] = defaultdict(list, {A0: [14, 15], A1: [20]})
+        self._acked_index: dict[Any, set[int]] = defaultdict(set)
+        self._gap: dict[Any, Any] = {}
+        self.seeks: list[tuple[Any, int]] = []
+
+    def assignment(self) -> set[Any]:
+        return {A0, A1, OTHER}
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        return acked[-1] + 1 if acked else None
+
+
+async def test_repair_seeks_only_after_the_hole_outlasts_the_grace_period() -> None:
+    consumer = FakeConsumer()
+    repaired: list[Hole] = []
+    repair = AckHoleRepair(
+        lambda: consumer,
+        topics=["assertions"],
+        handled=HandledOffsets(),
+        on_repair=repaired.append,
+        grace_seconds=5.0,
+    )
+    assert await repair.check(now=100.0) == []
+    assert await repair.check(now=103.0) == []
+    assert await repair.check(now=105.0) == [Hole(A0, 10, 13)]
+    assert consumer.seeks == [(A0, 10)]
+    assert repaired == [Hole(A0, 10, 13)]
+
+
+async def test_a_hole_that_fills_is_not_repaired() -> None:
+    consumer = FakeConsumer()
+    repair = AckHoleRepair(
+        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
+    )
+    await repair.check(now=100.0)
+    consumer._acked[A0] = [10, 11, 14, 15]
+    assert await repair.check(now=106.0) == []
+    assert consumer.seeks == []
+
+
+def test_installed_tidy_runs_before_faust_computes_the_commit_offset() -> None:
+    consumer = FakeConsumer()
+    consumer._acked[A1] = [19, 20, 20, 21]
+    install_ack_tidy(consumer)
+    install_ack_tidy(consumer)
+    assert consumer._new_offset(A1) == 22
+    assert consumer._acked[A1] == [20, 21]
