@@ -10,7 +10,7 @@ the hole, and its committed offset never moves again.
 
 :class:`AckHoleRepair` looks at faust's acknowledgement bookkeeping every few seconds.
 A partition whose lowest acknowledged offset stays more than one past its committed
-offset has a hole that no record in flight will fill; the repair seeks that partition
+offset has a hole that no record in flight will fill. The repair seeks that partition
 back to its committed offset, so the dropped records are fetched and handled. Records
 above the hole come again too: the gate skips the ones this process has already
 handled (:class:`HandledOffsets`), so no output is written twice.
@@ -51,9 +51,9 @@ def find_holes(
 ) -> list[Hole]:
     """Return the partitions whose acknowledgements start above the committed offset.
 
-    ``committed`` is the next offset to read per partition; ``acked`` the acknowledged
-    offsets not yet committed; ``gaps`` faust's interval trees of offsets that hold no
-    record (transaction markers), which faust counts as acknowledged.
+    ``committed`` maps each partition to the next offset to read, and ``acked`` to the
+    acknowledged offsets not yet committed. ``gaps`` contains faust's interval trees of
+    offsets without a record (transaction markers), which faust counts as acknowledged.
     """
     holes: list[Hole] = []
     for tp in partitions:
@@ -62,7 +62,7 @@ def find_holes(
         if not offsets or start is None:
             continue
         lowest = min(offsets)
-        # faust itself tolerates lowest == start + 1; anything above is a stuck commit.
+        # faust commits past one missing offset at the head, but not past two or more.
         if lowest - start <= 1:
             continue
         gap = gaps.get(tp)
@@ -75,8 +75,9 @@ def find_holes(
 class HandledOffsets:
     """Offsets this process handled and faust has not committed yet, per partition.
 
-    A record fetched again after a repair seek is skipped when its offset is here; the
-    first handling already routed it. Offsets below the committed offset are pruned.
+    A record fetched again after a repair seek is skipped when its offset is here,
+    because the first handling already routed it. Offsets below the committed offset
+    are pruned.
     """
 
     def __init__(self) -> None:
@@ -141,7 +142,7 @@ def install_ack_tidy(consumer: Any) -> None:
 
 
 class AckHoleRepair(Service):
-    """Seeks a partition back to its committed offset when its acknowledgements stall."""
+    """Service that seeks a partition back to its committed offset when its acks stall."""
 
     def __init__(
         self,
@@ -176,7 +177,7 @@ class AckHoleRepair(Service):
                 logger.exception("checking for unacknowledged offsets failed")
 
     async def check(self, now: float) -> list[Hole]:
-        """Seek every partition whose hole has lasted the grace period; return them."""
+        """Seek every partition whose hole has lasted the grace period, and return them."""
         consumer = self._consumer()
         assigned = {tp for tp in consumer.assignment() if tp.topic in self.topics}
         committed = dict(consumer._committed_offset)
@@ -189,7 +190,7 @@ class AckHoleRepair(Service):
             if now - since < self.grace_seconds:
                 continue
             logger.warning(
-                "%s[%d]: offsets %d-%d were fetched but never reached the stream; "
+                "%s[%d]: offsets %d-%d were fetched but never reached the stream, "
                 "fetching again from offset %d",
                 hole.tp.topic,
                 hole.tp.partition,

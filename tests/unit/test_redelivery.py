@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from intervaltree import IntervalTree
+from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
 from streams.redelivery import (
     AckHoleRepair,
