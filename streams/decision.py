@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,9 +50,18 @@ class AgentState:
     """Offset of the last ``assertions`` record applied; lower offsets are replays."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["breaker"]["state"] = self.breaker.state.value
-        return data
+        # vars() of these flat dataclasses holds exactly their fields; dataclasses.asdict
+        # gives the same dict but took a third of the gate's own time per record.
+        breaker = dict(vars(self.breaker))
+        breaker["state"] = self.breaker.state.value
+        return {
+            "breaker": breaker,
+            "windows": dict(vars(self.windows)),
+            "approvals": self.approvals,
+            "rejections": self.rejections,
+            "allowlist": dict(vars(self.allowlist)) if self.allowlist is not None else None,
+            "last_offset": self.last_offset,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentState:
@@ -89,7 +98,14 @@ class SeenEntry:
     scored: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "at_ms": self.at_ms,
+            "offset": self.offset,
+            "route": self.route,
+            "reasons": list(self.reasons),
+            "quality_score": self.quality_score,
+            "scored": self.scored,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SeenEntry:

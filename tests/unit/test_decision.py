@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import orjson
 import pytest
 
@@ -281,3 +283,23 @@ def test_sweep_applies_open_timeout() -> None:
     assert swept is not None
     assert swept.breaker.state is BreakerState.HALF_OPEN
     assert transitions[0].to_state is BreakerState.HALF_OPEN
+
+
+def test_state_to_dict_matches_asdict() -> None:
+    state = AgentState(
+        breaker=Breaker(state=BreakerState.OPEN, reason="flooding", until_ms=5, trips=2),
+        windows=WindowCounts(start_ms=60_000, submissions=3, scored=2),
+        approvals=4,
+        rejections=1,
+        allowlist=AllowEntry(reason="partner", expires_at_ms=9, added_by="ops"),
+        last_offset=17,
+    )
+    expected = asdict(state)
+    expected["breaker"]["state"] = "OPEN"
+    assert state.to_dict() == expected
+    assert AgentState.from_dict(state.to_dict()) == state
+    assert AgentState().to_dict()["allowlist"] is None
+
+    entry = SeenEntry(at_ms=1, offset=2, route="accepted", reasons=("Duplicate",))
+    assert entry.to_dict() == {**asdict(entry), "reasons": ["Duplicate"]}
+    assert SeenEntry.from_dict(entry.to_dict()) == entry
