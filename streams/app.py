@@ -168,6 +168,11 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         async for event in stream.events():
             await gate.handle_assertion(event)
 
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        # Another worker may process these records next, and this one again later.
+        gate.handled.forget(revoked)
+
     @app.agent(raw_topic(ADMIN_COMMANDS), name="commands")
     async def command_agent(stream: Any) -> None:
         async for event in stream.events():

@@ -98,6 +98,11 @@ class HandledOffsets:
                 continue
             self._offsets[tp] = {offset for offset in seen if offset >= start}
 
+    def forget(self, tps: Iterable[Any]) -> None:
+        """Drop ``tps``, which this process lost in a rebalance."""
+        for tp in tps:
+            self._offsets.pop(tp, None)
+
     def keep_only(self, tps: Collection[Any]) -> None:
         """Drop the partitions this process no longer owns."""
         for tp in [tp for tp in self._offsets if tp not in tps]:
