@@ -22,7 +22,7 @@ from schemas.admin import AdminCommand, AdminCommandKind, AdminEvent, AdminEvent
 from schemas.breaker import BreakerSnapshot
 from schemas.invalid import InvalidKind, InvalidRecord
 from schemas.quarantine import QuarantineItem, quarantine_item_id
-from schemas.verdict import Reason, Route, RoutedAssertion, Verdict
+from schemas.verdict import Reason, Route, Verdict
 from streams import __version__
 from streams.breaker import Transition
 from streams.decision import AgentState, Decision, SeenEntry, decide, id_key, sweep
@@ -242,7 +242,11 @@ class Gate:
         )
 
     async def route(self, fields: dict[str, Any], agent_id: str, verdict: Verdict) -> None:
-        record = RoutedAssertion(assertion=fields, verdict=verdict)
+        # The same JSON as RoutedAssertion(...).model_dump(mode="json"), without validating
+        # a copy of the already validated assertion for every output.
+        value = orjson.dumps(
+            {"schema_version": 1, "assertion": fields, "verdict": verdict.model_dump(mode="json")}
+        )
         headers = [
             ("x-stemedb-route", verdict.route.value.encode()),
             ("x-circuit-breaker-state", verdict.breaker_state.value.encode()),
@@ -250,7 +254,7 @@ class Gate:
             ("x-stemedb-assertion-id", str(fields.get("id", "")).encode()),
         ]
         await self.outputs[verdict.route.value].send(
-            key=agent_id.encode(), value=_dumps(record), headers=headers
+            key=agent_id.encode(), value=value, headers=headers
         )
         self.metrics.routed.labels(verdict.route.value).inc()
         for reason in verdict.reasons:

@@ -1,0 +1,95 @@
+"""The gate's per-record loop with in-memory tables and outputs, no Kafka."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from schemas.verdict import RoutedAssertion
+from streams.faults import build_input
+from streams.gate import Gate
+from streams.metrics import GateMetrics
+from streams.settings import load_settings
+
+OUTPUT_NAMES = (
+    "accepted",
+    "admin-commands",
+    "quarantine",
+    "banned",
+    "invalid",
+    "admin-events",
+    "quarantine-state",
+    "breaker-state",
+    "config-state",
+)
+
+
+class Output:
+    def __init__(self, name: str, sent: list[tuple[str, dict[str, Any]]]) -> None:
+        self.name = name
+        self.sent = sent
+
+    async def send(self, key: bytes | None = None, value: bytes = b"", **_: Any) -> None:
+        self.sent.append((self.name, orjson.loads(value)))
+
+
+def make_gate() -> tuple[Gate, list[tuple[str, dict[str, Any]]]]:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    tables: dict[str, Any] = {name: {} for name in ("agents", "seen", "quarantine", "config")}
+    outputs = {name: Output(name, sent) for name in OUTPUT_NAMES}
+    gate = Gate(load_settings(None), tables, outputs, GateMetrics(CollectorRegistry()))
+    return gate, sent
+
+
+def event(key: bytes | None, value: bytes | None, offset: int) -> Any:
+    message = SimpleNamespace(
+        key=key,
+        value=value,
+        topic="assertions",
+        partition=0,
+        offset=offset,
+        timestamp=time.time(),
+        timestamp_type=1,
+        tp=("assertions", 0),
+    )
+    return SimpleNamespace(message=message)
+
+
+async def test_routed_value_matches_the_schema() -> None:
+    gate, sent = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+
+    routed = [body for name, body in sent if name == "accepted"]
+    assert len(routed) == 1
+    model = RoutedAssertion.model_validate(routed[0])
+    assert model.model_dump(mode="json") == routed[0]
+    assert routed[0]["assertion"] == orjson.loads(value or b"")
+
+
+async def test_second_delivery_in_process_is_skipped() -> None:
+    gate, sent = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+    await gate.handle_assertion(event(key, value, 0))
+
+    assert len(sent) == 1
+    assert gate.metrics.replays._value.get() == 0
+
+
+async def test_replay_after_restart_repeats_the_verdict() -> None:
+    gate, sent = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+    gate.handled.forget([("assertions", 0)])
+    await gate.handle_assertion(event(key, value, 0))
+
+    assert [name for name, _ in sent] == ["accepted", "accepted"]
+    first, second = (body["verdict"] for _, body in sent)
+    assert second["route"] == first["route"]
+    assert second["source_offset"] == first["source_offset"]
+    assert gate.metrics.replays._value.get() == 1
