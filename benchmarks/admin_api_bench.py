@@ -453,8 +453,11 @@ async def run(options: Options) -> dict[str, Any]:
             report["list"] = await list_latencies(
                 bench, agents, options.items, options.list_requests
             )
-            report["round_trip"] = await round_trips(
-                bench, settings, options.round_trips, options.threshold_changes
+            # Callers that only need the list figures (benchmarks.scaling) pass zero.
+            report["round_trip"] = (
+                await round_trips(bench, settings, options.round_trips, options.threshold_changes)
+                if options.round_trips or options.threshold_changes
+                else {}
             )
     finally:
         api.stop()

@@ -148,8 +148,8 @@ class MeasuredProcess:
 # -- topics and records ---------------------------------------------------------------
 
 
-async def prepare_topics(settings: GateSettings, passthrough: tuple[str, str]) -> None:
-    """Create the gate's and the passthrough's topics, every output on LogAppendTime."""
+async def prepare_gate_topics(settings: GateSettings) -> None:
+    """Create the gate's topics and switch its four output topics to LogAppendTime."""
     await ensure_topics(settings)
     kafka = settings.kafka
     async with admin_client(kafka.bootstrap_servers) as client:
@@ -159,6 +159,13 @@ async def prepare_topics(settings: GateSettings, passthrough: tuple[str, str]) -
                 for name in OUTPUT_TOPICS
             ]
         )
+
+
+async def prepare_topics(settings: GateSettings, passthrough: tuple[str, str]) -> None:
+    """Create the gate's and the passthrough's topics, every output on LogAppendTime."""
+    await prepare_gate_topics(settings)
+    kafka = settings.kafka
+    async with admin_client(kafka.bootstrap_servers) as client:
         await client.create_topics(
             [
                 NewTopic(
@@ -442,7 +449,7 @@ async def run(options: Options) -> dict[str, Any]:
     return report
 
 
-async def _delete_topics(settings: GateSettings, extra: tuple[str, str]) -> None:
+async def _delete_topics(settings: GateSettings, extra: tuple[str, ...] = ()) -> None:
     # A failure here is logged, not raised, so that it does not hide the error of a
     # failed run (a broker that went away, for example).
     names = {spec.name for spec in topic_specs(settings)} | set(extra)
