@@ -25,7 +25,7 @@ from schemas.quarantine import QuarantineItem, quarantine_item_id
 from schemas.verdict import Reason, Route, Verdict
 from streams import __version__
 from streams.breaker import Transition
-from streams.decision import AgentState, Decision, SeenEntry, decide, id_key, sweep
+from streams.decision import AgentState, Decision, SeenEntry, claim_key, decide, id_key, sweep
 from streams.decode import DecodeFailure, decode
 from streams.errors import ConfigError
 from streams.metrics import GateMetrics
@@ -275,6 +275,8 @@ class Gate:
                 agent_id,
             )
             return
+        if self.settings.kafka.processing_guarantee == "exactly_once":
+            self._rewrite_state(fields, agent_id, message.offset, state, entry)
         if entry.offset == message.offset:
             route, reasons, quality_score = Route(entry.route), entry.reasons, entry.quality_score
         else:
@@ -291,6 +293,32 @@ class Gate:
             source_offset=message.offset,
         )
         await self.route(fields, agent_id, verdict)
+
+    def _rewrite_state(
+        self,
+        fields: dict[str, Any],
+        agent_id: str,
+        offset: int,
+        state: AgentState,
+        entry: SeenEntry,
+    ) -> None:
+        """Write the agent's stored state again, inside the current transaction.
+
+        faust writes table values to RocksDB at once, and an aborted transaction does not
+        take them back. A replay can therefore find state that its changelog never got,
+        and would otherwise leave that changelog behind the store for good.
+        """
+        self.agents[agent_id] = state.to_dict()
+        if entry.offset == offset:
+            self.seen[f"{agent_id}/{id_key(str(fields['id']))}"] = entry.to_dict()
+        claim = claim_key(
+            str(fields.get("subject", "")),
+            str(fields.get("predicate", "")),
+            str(fields.get("object", "")),
+        )
+        claim_entry = self._seen_entry(agent_id, claim)
+        if claim_entry is not None and claim_entry.offset == offset:
+            self.seen[f"{agent_id}/{claim}"] = claim_entry.to_dict()
 
     async def _quarantine(
         self, fields: dict[str, Any], agent_id: str, verdict: Verdict, partition: int

@@ -93,3 +93,33 @@ async def test_replay_after_restart_repeats_the_verdict() -> None:
     assert second["route"] == first["route"]
     assert second["source_offset"] == first["source_offset"]
     assert gate.metrics.replays._value.get() == 1
+
+
+async def test_exactly_once_replay_writes_state_again() -> None:
+    gate, sent = make_gate()
+    gate.settings = load_settings(None, kafka={"processing_guarantee": "exactly_once"})
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+    agent_id = (key or b"").decode()
+    stored = dict(gate.agents[agent_id])
+    seen_keys = sorted(gate.seen)
+    # An aborted transaction's writes stay in the store; the changelog lacks them.
+    gate.agents = RecordingTable(gate.agents)
+    gate.seen = RecordingTable(gate.seen)
+    gate.handled.forget([("assertions", 0)])
+    await gate.handle_assertion(event(key, value, 0))
+
+    assert gate.agents.written == [agent_id]
+    assert gate.agents[agent_id] == stored
+    assert sorted(gate.seen.written) == seen_keys
+    assert len(sent) == 2
+
+
+class RecordingTable(dict[str, Any]):
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.written: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
