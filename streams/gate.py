@@ -399,7 +399,9 @@ class Gate:
             original_base64=base64.b64encode(value).decode() if value is not None else None,
             detected_at=datetime.now(UTC),
         )
-        await self.outputs[INVALID].send(key=key, value=_dumps(record))
+        # The source partition, not one picked from the key: a record without a key would
+        # otherwise go to any partition, outside the exactly-once transaction of its source.
+        await self.outputs[INVALID].send(key=key, value=_dumps(record), partition=message.partition)
         self.metrics.invalid.labels(failure.kind.value).inc()
         self._log.warning(
             failure.kind.value,
