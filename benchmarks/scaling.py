@@ -7,7 +7,7 @@ Run against a Kafka broker (the local one is started when it is not running)::
 Three curves, each point on topics with a fresh uuid prefix that are deleted after it:
 
 - ``agents``: throughput, memory and table restore time against the number of agents
-  whose state the worker holds (default 1,000, 100,000 and 1,000,000).
+  whose state the worker keeps (default 1,000, 100,000 and 1,000,000).
 - ``lookback``: the same against the number of entries in the duplicate look-back
   index (the ``seen`` table), for a fixed number of agents; some routed records repeat
   an earlier claim and are quarantined as duplicates.
@@ -288,7 +288,7 @@ async def scrape(url: str) -> str:
 
 
 async def check_restored(base_url: str, agent_ids: list[str]) -> None:
-    """Raise RuntimeError unless the worker holds the preloaded state of ``agent_ids``.
+    """Raise RuntimeError unless the worker returns the preloaded state of ``agent_ids``.
 
     A preload in a format or partition the worker does not expect would leave the
     tables empty, and the point would then measure a worker with no state.

@@ -106,7 +106,7 @@ def test_histogram_quantile_empty() -> None:
     assert histogram_quantile([], 0.5) is None
 
 
-def test_parse_args_rejects_flooding_records(capsys: pytest.CaptureFixture[str]) -> None:
+def test_parse_args_rejects_flood_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--agents", "10,1000", "--records", "1000", "--curves", "agents"])
 
