@@ -28,7 +28,7 @@ from streams.breaker import Transition
 from streams.decision import AgentState, Decision, SeenEntry, claim_key, decide, id_key, sweep
 from streams.decode import DecodeFailure, decode
 from streams.errors import ConfigError
-from streams.metrics import GateMetrics
+from streams.metrics import AgentTotals, GateMetrics
 from streams.redelivery import HandledOffsets
 from streams.settings import GateSettings, with_thresholds
 from streams.topics import (
@@ -45,6 +45,8 @@ LOG_EVERY_SECONDS = 10.0
 LOG_APPEND_TIME = 1
 SWEEPER = "gate-sweeper"
 THRESHOLDS_KEY = "thresholds"
+SWEEP_CHUNK = 1000
+SWEEP_DUTY = 0.2
 
 
 def _ms_to_datetime(ms: int) -> datetime:
@@ -430,28 +432,35 @@ class Gate:
         """
         now_ms = int(time.time() * 1000)
         cb = self.settings.circuit_breaker
-        kept: list[AgentState] = []
+        totals = AgentTotals()
         dropped = 0
         ticked = 0
-        for agent_id, data in list(self.agents.items()):
+        # The table is read one entry at a time, never as a list: with a million agents a
+        # list of their states alone took gigabytes. Every SWEEP_CHUNK agents the sweep
+        # sleeps, so it takes at most SWEEP_DUTY of the event loop's time from records.
+        chunk_started = time.perf_counter()
+        for index, (agent_id, data) in enumerate(self.agents.items(), start=1):
             state = AgentState.from_dict(data)
             swept, _ = sweep(state, now_ms, cb)
             if swept is None:
                 await self._request_expiry(agent_id, now_ms)
                 dropped += 1
-                continue
-            kept.append(swept)
-            if swept != state:
-                await self._request_expiry(agent_id, now_ms)
-                ticked += 1
-        self.metrics.record_sweep(kept, self.quarantine.values(), _ms_to_datetime(now_ms))
-        tracked = len(kept)
+            else:
+                totals.add(swept)
+                if swept != state:
+                    await self._request_expiry(agent_id, now_ms)
+                    ticked += 1
+            if index % SWEEP_CHUNK == 0:
+                busy = time.perf_counter() - chunk_started
+                await asyncio.sleep(busy * (1.0 - SWEEP_DUTY) / SWEEP_DUTY)
+                chunk_started = time.perf_counter()
+        self.metrics.record_agent_totals(totals, self.quarantine.values(), _ms_to_datetime(now_ms))
         if dropped or ticked:
             logger.info(
                 "sweep: %d idle agent(s) to drop, %d to expire, %d tracked",
                 dropped,
                 ticked,
-                tracked,
+                totals.tracked,
             )
 
     async def _request_expiry(self, agent_id: str, now_ms: int) -> None:

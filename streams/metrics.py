@@ -44,6 +44,22 @@ OTHER_AGENTS = "other"
 WINDOW_COUNTS = ("submissions", "scored", "quarantined")
 
 
+class AgentTotals:
+    """Counts over agents' states, added one state at a time so no list is kept."""
+
+    def __init__(self) -> None:
+        self.tracked = 0
+        self.by_state: CountMap[str] = CountMap()
+        self.windows: CountMap[str] = CountMap()
+
+    def add(self, state: AgentState) -> None:
+        self.tracked += 1
+        self.by_state[state.breaker.state.value] += 1
+        self.windows["submissions"] += state.windows.submissions
+        self.windows["scored"] += state.windows.scored
+        self.windows["quarantined"] += state.windows.quarantined
+
+
 class MinuteCounter:
     """Counts events per key over the last ``window_seconds``, in one-second buckets.
 
@@ -245,20 +261,23 @@ class GateMetrics:
         now: datetime,
     ) -> None:
         """Set the state gauges from the agents and quarantine items the sweep saw."""
-        by_state: CountMap[str] = CountMap()
-        windows: CountMap[str] = CountMap()
-        tracked = 0
+        totals = AgentTotals()
         for state in states:
-            tracked += 1
-            by_state[state.breaker.state.value] += 1
-            windows["submissions"] += state.windows.submissions
-            windows["scored"] += state.windows.scored
-            windows["quarantined"] += state.windows.quarantined
-        self.agents_tracked.set(tracked)
+            totals.add(state)
+        self.record_agent_totals(totals, quarantine_items, now)
+
+    def record_agent_totals(
+        self,
+        totals: AgentTotals,
+        quarantine_items: Iterable[Mapping[str, object]],
+        now: datetime,
+    ) -> None:
+        """Set the state gauges from agent totals and the quarantine items."""
+        self.agents_tracked.set(totals.tracked)
         for breaker_state in BreakerState:
-            self.breakers.labels(breaker_state.value).set(by_state[breaker_state.value])
+            self.breakers.labels(breaker_state.value).set(totals.by_state[breaker_state.value])
         for count in WINDOW_COUNTS:
-            self.window_records.labels(count).set(windows[count])
+            self.window_records.labels(count).set(totals.windows[count])
 
         pending = 0
         oldest: datetime | None = None
