@@ -116,18 +116,26 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         )
 
     lookback_ms = int(settings.content_defense.duplicate_lookback_hours * 3_600_000)
+    # faust's defaults are a 64 MiB memtable (up to three) and a 2 GiB cache per store,
+    # with a store per table and partition; a million agents took over 500 MiB with them.
+    store_options = {
+        "write_buffer_size": worker.rocksdb_write_buffer_mib * 1024 * 1024,
+        "max_write_buffer_number": 2,
+        "block_cache_size": worker.rocksdb_block_cache_mib * 1024 * 1024,
+    }
     tables = {
         "agents": app.Table(
             "agents",
             key_type=str,
             partitions=kafka.partitions,
+            options=store_options,
         ),
         "seen": app.Table(
             "seen",
             key_type=str,
             partitions=kafka.partitions,
             # RocksDB drops entries a day after the look-back; reads check the age anyway.
-            options={"ttl": int((lookback_ms + DAY_MS) / 1000)},
+            options={**store_options, "ttl": int((lookback_ms + DAY_MS) / 1000)},
             extra_topic_configs={
                 "cleanup.policy": "compact,delete",
                 "retention.ms": str(lookback_ms + DAY_MS),
@@ -137,18 +145,21 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
             "quarantine",
             key_type=str,
             partitions=kafka.partitions,
+            options=store_options,
         ),
         "commands": app.Table(
             "commands",
             key_type=str,
             partitions=kafka.partitions,
-            options={"ttl": int(COMMAND_RETENTION_MS / 1000)},
+            options={**store_options, "ttl": int(COMMAND_RETENTION_MS / 1000)},
             extra_topic_configs={
                 "cleanup.policy": "compact,delete",
                 "retention.ms": str(COMMAND_RETENTION_MS),
             },
         ),
-        "config": app.Table("config", key_type=str, partitions=kafka.partitions),
+        "config": app.Table(
+            "config", key_type=str, partitions=kafka.partitions, options=store_options
+        ),
     }
     metrics = GateMetrics(
         registry if registry is not None else CollectorRegistry(),

@@ -341,6 +341,19 @@ class WorkerSettings(_Section):
         description="Stop the worker with an error when a partition stalls, so its "
         "supervisor restarts it; otherwise only /readyz reports the stall.",
     )
+    rocksdb_write_buffer_mib: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Memtable size of each table store, in MiB. Each table keeps one store "
+        "per assigned partition, and each store up to two memtables.",
+    )
+    rocksdb_block_cache_mib: int = Field(
+        8,
+        ge=1,
+        le=16384,
+        description="Read cache of each table store, in MiB.",
+    )
 
 
 SECTIONS: dict[str, type[_Section]] = {
