@@ -1,0 +1,222 @@
+"""Decision latency of a running gate worker at fixed input rates.
+
+The throughput benchmark loads a backlog, so its latency is queueing time. This one
+starts the worker first and waits until it is ready. It then produces signed records
+at each of ``--rates`` per second for ``--seconds``, one rate after the other. Each
+record's latency runs from its broker timestamp on ``assertions`` to the broker
+timestamp of its output, both ``LogAppendTime``::
+
+    python -m benchmarks.latency --rates 200,450,700 --seconds 30 --out latency.json
+
+Run it against a broker at ``--bootstrap-servers`` (``stemedb-gate broker start``).
+Topics get a fresh uuid prefix and are deleted at the end. A rate the producer cannot
+keep up with is reported with the rate it reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from benchmarks.admin_api_bench import _free_port, _settings_env, summarize
+from benchmarks.gate_bench import (
+    OUTPUT_TOPICS,
+    MeasuredProcess,
+    Record,
+    _delete_topics,
+    _load_average,
+    _machine,
+    gate_source,
+    prepare_gate_topics,
+    read_topics,
+    wait_committed,
+)
+from streams.faults import build_input
+from streams.settings import GateSettings, load_settings
+from streams.topics import ASSERTIONS
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.01
+READY_TIMEOUT_SECONDS = 120.0
+
+
+async def wait_ready(port: int, child: MeasuredProcess) -> None:
+    """Wait until the worker's /readyz returns 200."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            child.check_alive()
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError(
+        f"the worker was not ready within {READY_TIMEOUT_SECONDS:g} s; see {child.log_path}"
+    )
+
+
+async def produce_at_rate(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[Record], rate: float
+) -> float:
+    """Send ``records`` spread evenly at ``rate`` per second, and return the rate reached."""
+    started = time.monotonic()
+    deliveries = []
+    for index, (key, value) in enumerate(records):
+        due = started + index / rate
+        delay = due - time.monotonic()
+        if delay > TICK_SECONDS:
+            await asyncio.sleep(delay)
+        deliveries.append(await producer.send(topic, key=key, value=value))
+    await asyncio.gather(*deliveries)
+    return len(records) / max(time.monotonic() - started, 1e-9)
+
+
+async def run(options: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="gate-latency-"))
+    config = workdir / "config.toml"
+    config.write_text("")
+    unique = uuid.uuid4().hex[:12]
+    settings: GateSettings = load_settings(
+        config,
+        kafka={
+            "bootstrap_servers": options.bootstrap_servers,
+            "topic_prefix": f"gate-latency-{unique}.",
+            "app_id": f"gate-latency-{unique}",
+        },
+        worker={"data_dir": workdir / "worker", "web_port": _free_port()},
+    )
+    kafka = settings.kafka
+    rates = [float(rate) for rate in options.rates.split(",")]
+    total = int(sum(rate * options.seconds for rate in rates))
+    records, agents = build_input(total, options.seed)
+    report: dict[str, Any] = {
+        "machine": _machine(),
+        "load_average_at_start": _load_average(),
+        "parameters": {
+            "rates": rates,
+            "seconds_per_rate": options.seconds,
+            "records": len(records),
+            "agents": agents,
+            "processing_guarantee": kafka.processing_guarantee,
+        },
+        "points": [],
+    }
+
+    await prepare_gate_topics(settings)
+    worker = MeasuredProcess(
+        ["streams.cli", "worker"], _settings_env(settings), workdir / "worker.log"
+    )
+    try:
+        worker.start()
+        await wait_ready(settings.worker.web_port, worker)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        sent = 0
+        spans: list[tuple[float, int]] = []
+        async with producer:
+            for rate in rates:
+                batch = records[sent : sent + int(rate * options.seconds)]
+                print(f"latency: {len(batch)} records at {rate:g}/s", flush=True)
+                started_ms = int(time.time() * 1000)
+                reached = await produce_at_rate(producer, kafka.topic(ASSERTIONS), batch, rate)
+                spans.append((reached, started_ms))
+                sent += len(batch)
+        await wait_committed(
+            kafka.bootstrap_servers, kafka.app_id, kafka.topic(ASSERTIONS), sent, worker
+        )
+        report["worker"] = worker.usage()
+    finally:
+        worker.stop()
+
+    try:
+        inputs = await read_topics(kafka.bootstrap_servers, [kafka.topic(ASSERTIONS)])
+        outputs = await read_topics(
+            kafka.bootstrap_servers, [kafka.topic(name) for name in OUTPUT_TOPICS]
+        )
+    finally:
+        await _delete_topics(settings)
+    report["points"] = latency_points(inputs, outputs, rates, spans)
+    report["load_average_at_end"] = _load_average()
+    return report
+
+
+def latency_points(
+    inputs: list[Any],
+    outputs: list[Any],
+    rates: list[float],
+    spans: list[tuple[float, int]],
+) -> list[dict[str, Any]]:
+    """Split the inputs by the rate they were sent at, by their broker timestamps.
+
+    Each rate's records were sent from its start time on, until the next rate's start.
+    The broker runs on the same machine, so its timestamps and the start times share
+    one clock.
+    """
+    out_ms: dict[tuple[int, int], int] = {}
+    for message in outputs:
+        source = gate_source(message)
+        out_ms[source] = min(message.timestamp, out_ms.get(source, message.timestamp))
+    points = []
+    ends = [started for _, started in spans[1:]] + [2**63]
+    for rate, (reached, started), end in zip(rates, spans, ends, strict=True):
+        sent = [m for m in inputs if started <= m.timestamp < end]
+        latencies = [
+            (out_ms[(m.partition, m.offset)] - m.timestamp) / 1000
+            for m in sent
+            if (m.partition, m.offset) in out_ms
+        ]
+        points.append(
+            {
+                "rate_requested": rate,
+                "rate_reached": round(reached, 1),
+                "records": len(sent),
+                "without_output": len(sent) - len(latencies),
+                "latency": summarize(latencies),
+            }
+        )
+    return points
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="200,450,700", help="records per second, in order")
+    parser.add_argument("--seconds", type=float, default=30.0, help="seconds at each rate")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bootstrap-servers", default="127.0.0.1:19092")
+    parser.add_argument("--out", type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    options = parse_args(argv)
+    report = asyncio.run(run(options))
+    for point in report["points"]:
+        latency = point["latency"]
+        print(
+            f"{point['rate_requested']:>8g}/s requested, {point['rate_reached']:>8g}/s sent: "
+            f"p50 {latency.get('p50_ms', 0):.1f} ms, p99 {latency.get('p99_ms', 0):.1f} ms, "
+            f"max {latency.get('max_ms', 0):.1f} ms"
+        )
+    if options.out is not None:
+        options.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
