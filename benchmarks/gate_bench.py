@@ -389,21 +389,31 @@ async def run_passthrough(
     }
 
 
-async def run(options: Options) -> dict[str, Any]:
-    """Run the benchmark and return its report; every child and topic is cleaned up."""
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="gate-bench-"))
+def bench_settings(workdir: Path, bootstrap_servers: str, name: str, **kafka: Any) -> GateSettings:
+    """Return settings for one run: topics and group named ``name`` plus a fresh uuid.
+
+    An empty config file in ``workdir`` keeps /etc/stemedb/config.toml out of the run.
+    """
     config = workdir / "config.toml"
     config.write_text("")
     unique = uuid.uuid4().hex[:12]
-    settings = load_settings(
+    return load_settings(
         config,
         kafka={
-            "bootstrap_servers": options.bootstrap_servers,
-            "topic_prefix": f"gate-bench-{unique}.",
-            "app_id": f"gate-bench-{unique}",
-            "processing_guarantee": options.guarantee,
+            "bootstrap_servers": bootstrap_servers,
+            "topic_prefix": f"{name}-{unique}.",
+            "app_id": f"{name}-{unique}",
+            **kafka,
         },
         worker={"data_dir": workdir / "worker", "web_port": _free_port()},
+    )
+
+
+async def run(options: Options) -> dict[str, Any]:
+    """Run the benchmark and return its report; every child and topic is cleaned up."""
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="gate-bench-"))
+    settings = bench_settings(
+        workdir, options.bootstrap_servers, "gate-bench", processing_guarantee=options.guarantee
     )
     passthrough_topics = (
         settings.kafka.topic("passthrough-in"),

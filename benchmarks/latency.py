@@ -22,15 +22,13 @@ import logging
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.admin_api_bench import _free_port, _settings_env, summarize
+from benchmarks.admin_api_bench import _settings_env, summarize
 from benchmarks.gate_bench import (
     OUTPUT_TOPICS,
     MeasuredProcess,
@@ -38,37 +36,19 @@ from benchmarks.gate_bench import (
     _delete_topics,
     _load_average,
     _machine,
+    bench_settings,
     gate_source,
     prepare_gate_topics,
     read_topics,
     wait_committed,
 )
+from benchmarks.scaling import wait_ready
 from streams.faults import build_input
-from streams.settings import GateSettings, load_settings
 from streams.topics import ASSERTIONS
 
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.01
-READY_TIMEOUT_SECONDS = 120.0
-
-
-async def wait_ready(port: int, child: MeasuredProcess) -> None:
-    """Wait until the worker's /readyz returns 200."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            child.check_alive()
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError(
-        f"the worker was not ready within {READY_TIMEOUT_SECONDS:g} s; see {child.log_path}"
-    )
 
 
 async def produce_at_rate(
@@ -89,18 +69,7 @@ async def produce_at_rate(
 
 async def run(options: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="gate-latency-"))
-    config = workdir / "config.toml"
-    config.write_text("")
-    unique = uuid.uuid4().hex[:12]
-    settings: GateSettings = load_settings(
-        config,
-        kafka={
-            "bootstrap_servers": options.bootstrap_servers,
-            "topic_prefix": f"gate-latency-{unique}.",
-            "app_id": f"gate-latency-{unique}",
-        },
-        worker={"data_dir": workdir / "worker", "web_port": _free_port()},
-    )
+    settings = bench_settings(workdir, options.bootstrap_servers, "gate-latency")
     kafka = settings.kafka
     rates = [float(rate) for rate in options.rates.split(",")]
     total = int(sum(rate * options.seconds for rate in rates))
@@ -124,7 +93,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         worker.start()
-        await wait_ready(settings.worker.web_port, worker)
+        await wait_ready(f"http://127.0.0.1:{settings.worker.web_port}/readyz", worker)
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
         sent = 0
         spans: list[tuple[float, int]] = []

@@ -22,16 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.admin_api_bench import _free_port, _settings_env
-from benchmarks.gate_bench import MeasuredProcess, produce
+from benchmarks.admin_api_bench import _settings_env
+from benchmarks.gate_bench import MeasuredProcess, bench_settings, produce
 from streams.faults import build_input
-from streams.settings import load_settings
 from streams.topics import ASSERTIONS
 from streams.topicsetup import admin_client, ensure_topics
 
@@ -103,18 +101,7 @@ async def _committed(bootstrap: str, group: str, topic: str) -> int:
 
 async def profile(options: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gate-profile-"))
-    config = workdir / "config.toml"
-    config.write_text("")
-    unique = uuid.uuid4().hex[:12]
-    settings = load_settings(
-        config,
-        kafka={
-            "bootstrap_servers": options.bootstrap_servers,
-            "topic_prefix": f"gate-profile-{unique}.",
-            "app_id": f"gate-profile-{unique}",
-        },
-        worker={"data_dir": workdir / "worker", "web_port": _free_port()},
-    )
+    settings = bench_settings(workdir, options.bootstrap_servers, "gate-profile")
     kafka = settings.kafka
     await ensure_topics(settings)
     records, _ = build_input(options.records, options.seed)
