@@ -117,7 +117,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
 
     lookback_ms = int(settings.content_defense.duplicate_lookback_hours * 3_600_000)
     # faust's defaults are a 64 MiB memtable (up to three) and a 2 GiB cache per store,
-    # with a store per table and partition; a million agents took over 500 MiB with them.
+    # with a store per table and partition. With them a million agents took over 500 MiB.
     store_options = {
         "write_buffer_size": worker.rocksdb_write_buffer_mib * 1024 * 1024,
         "max_write_buffer_number": 2,

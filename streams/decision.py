@@ -50,7 +50,7 @@ class AgentState:
     """Offset of the last ``assertions`` record applied; lower offsets are replays."""
 
     def to_dict(self) -> dict[str, Any]:
-        # vars() of these flat dataclasses holds exactly their fields; dataclasses.asdict
+        # vars() of these flat dataclasses contains exactly their fields. dataclasses.asdict
         # gives the same dict but took a third of the gate's own time per record.
         breaker = dict(vars(self.breaker))
         breaker["state"] = self.breaker.state.value

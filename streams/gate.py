@@ -111,7 +111,7 @@ class Gate:
         """Handle one ``assertions`` record; never raises except on cancellation."""
         message = event.message
         if not self.handled.add(message.tp, message.offset):
-            # Fetched again after a repair seek; this process already routed it.
+            # Fetched again after a repair seek, and this process already routed it.
             return
         started = time.perf_counter()
         if message.partition not in self._first_offsets:

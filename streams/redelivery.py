@@ -84,7 +84,7 @@ class HandledOffsets:
         self._offsets: dict[Any, set[int]] = {}
 
     def add(self, tp: Any, offset: int) -> bool:
-        """Record ``offset``; return False if it was handled before in this process."""
+        """Record ``offset``, and return False if it was handled before in this process."""
         seen = self._offsets.setdefault(tp, set())
         if offset in seen:
             return False
