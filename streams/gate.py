@@ -439,21 +439,30 @@ class Gate:
         # list of their states alone took gigabytes. Every SWEEP_CHUNK agents the sweep
         # sleeps, so it takes at most SWEEP_DUTY of the event loop's time from records.
         chunk_started = time.perf_counter()
-        for index, (agent_id, data) in enumerate(self.agents.items(), start=1):
-            state = AgentState.from_dict(data)
-            swept, _ = sweep(state, now_ms, cb)
-            if swept is None:
-                await self._request_expiry(agent_id, now_ms)
-                dropped += 1
-            else:
-                totals.add(swept)
-                if swept != state:
+        index = 0
+        try:
+            for index, (agent_id, data) in enumerate(self.agents.items(), start=1):
+                state = AgentState.from_dict(data)
+                swept, _ = sweep(state, now_ms, cb)
+                if swept is None:
                     await self._request_expiry(agent_id, now_ms)
-                    ticked += 1
-            if index % SWEEP_CHUNK == 0:
-                busy = time.perf_counter() - chunk_started
-                await asyncio.sleep(busy * (1.0 - SWEEP_DUTY) / SWEEP_DUTY)
-                chunk_started = time.perf_counter()
+                    dropped += 1
+                else:
+                    totals.add(swept)
+                    if swept != state:
+                        await self._request_expiry(agent_id, now_ms)
+                        ticked += 1
+                if index % SWEEP_CHUNK == 0:
+                    busy = time.perf_counter() - chunk_started
+                    await asyncio.sleep(busy * (1.0 - SWEEP_DUTY) / SWEEP_DUTY)
+                    chunk_started = time.perf_counter()
+        except Exception as exc:
+            # faust iterates its dict of partition stores, which a rebalance can change or
+            # close while the sweep sleeps. The gauges keep their values until next time.
+            logger.warning(
+                "sweep stopped after %d agent(s), the next one starts over: %r", index, exc
+            )
+            return
         self.metrics.record_agent_totals(totals, self.quarantine.values(), _ms_to_datetime(now_ms))
         if dropped or ticked:
             logger.info(

@@ -123,3 +123,23 @@ class RecordingTable(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         self.written.append(key)
         super().__setitem__(key, value)
+
+
+class ChangingTable(dict[str, Any]):
+    """A table whose iteration fails like a dict that a rebalance changed."""
+
+    def items(self) -> Any:
+        yield from list(super().items())[:1]
+        raise RuntimeError("dictionary changed size during iteration")
+
+
+async def test_sweep_interrupted_by_rebalance_returns() -> None:
+    gate, _ = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+    gate.agents = ChangingTable(gate.agents)
+    gate.metrics.agents_tracked.set(7)
+
+    await gate.sweep_agents()
+
+    assert gate.metrics.agents_tracked._value.get() == 7
