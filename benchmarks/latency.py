@@ -1,8 +1,9 @@
 """Decision latency of a running gate worker at fixed input rates.
 
 The throughput benchmark loads a backlog, so its latency is queueing time. This one
-starts the worker first and waits until it is ready. It then produces signed records
-at each of ``--rates`` per second for ``--seconds``, one rate after the other. Each
+starts the worker first and waits until it is ready. It sends records at the first
+rate for ``--warmup-seconds``, which the figures leave out, and then produces signed
+records at each of ``--rates`` per second for ``--seconds``, one rate after the other. Each
 record's latency runs from its broker timestamp on ``assertions`` to the broker
 timestamp of its output, both ``LogAppendTime``::
 
@@ -72,7 +73,8 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings(workdir, options.bootstrap_servers, "gate-latency")
     kafka = settings.kafka
     rates = [float(rate) for rate in options.rates.split(",")]
-    total = int(sum(rate * options.seconds for rate in rates))
+    warmup = int(rates[0] * options.warmup_seconds)
+    total = warmup + int(sum(rate * options.seconds for rate in rates))
     records, agents = build_input(total, options.seed)
     report: dict[str, Any] = {
         "machine": _machine(),
@@ -80,6 +82,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         "parameters": {
             "rates": rates,
             "seconds_per_rate": options.seconds,
+            "warmup_seconds": options.warmup_seconds,
             "records": len(records),
             "agents": agents,
             "processing_guarantee": kafka.processing_guarantee,
@@ -95,9 +98,12 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         worker.start()
         await wait_ready(f"http://127.0.0.1:{settings.worker.web_port}/readyz", worker)
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-        sent = 0
+        sent = warmup
         spans: list[tuple[float, int]] = []
         async with producer:
+            if warmup:
+                print(f"latency: warming up with {warmup} records at {rates[0]:g}/s", flush=True)
+                await produce_at_rate(producer, kafka.topic(ASSERTIONS), records[:warmup], rates[0])
             for rate in rates:
                 batch = records[sent : sent + int(rate * options.seconds)]
                 print(f"latency: {len(batch)} records at {rate:g}/s", flush=True)
@@ -165,6 +171,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="200,450,700", help="records per second, in order")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds at each rate")
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=10.0,
+        help="seconds at the first rate before measuring, left out of the figures",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:19092")
     parser.add_argument("--out", type=Path)

@@ -5,7 +5,7 @@ Install the plotting extra first (``pip install -e '.[bench]'``), then::
     python -m benchmarks.plot docs/benchmarks/scaling.json --out-dir docs/benchmarks
 
 Writes ``scaling-agents.png``, ``scaling-lookback.png`` and ``scaling-admin.png`` for
-the curves the report contains.
+the curves the report contains, or ``latency.png`` for a ``benchmarks.latency`` report.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from matplotlib.axes import Axes
 
 # Throughput at the most agents may differ from that at the fewest by this share.
 THROUGHPUT_TOLERANCE = 0.2
+# p99 decision latency allowed at half the maximum throughput.
+LATENCY_TARGET_MS = 50.0
 FIGURE_SIZE_INCHES = (7.0, 4.5)
 DPI = 120
 ADMIN_KINDS = {
@@ -141,6 +143,38 @@ def _finish(figure: Any, axes: Axes, report: dict[str, Any], path: Path) -> None
     plt.close(figure)
 
 
+def plot_latency(report: dict[str, Any], path: Path) -> None:
+    """Plot a ``benchmarks.latency`` report: p50, p99 and max against the input rate."""
+    points = report["points"]
+    rates = [point["rate_reached"] for point in points]
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE_INCHES)
+    for key, label, marker in (
+        ("p50_ms", "p50", "o"),
+        ("p99_ms", "p99", "s"),
+        ("max_ms", "max", "^"),
+    ):
+        axes.plot(rates, [point["latency"][key] for point in points], marker=marker, label=label)
+    axes.axhline(LATENCY_TARGET_MS, color="tab:red", linestyle=":", label="p99 target")
+    axes.set_xlabel("input rate (records/s)")
+    axes.set_ylabel("broker time in to out (ms)")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Decision latency at steady input rates")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    machine = report["machine"]
+    seconds = report["parameters"]["seconds_per_rate"]
+    figure.text(
+        0.01,
+        0.01,
+        f"{seconds:g} s per rate; {machine['cpus']} CPUs, {machine['memory_gib']} GiB, "
+        f"Python {machine['python']}",
+        fontsize="small",
+    )
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+
+
 def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write one PNG per curve in ``report`` to ``out_dir``; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +188,10 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
             path = out_dir / name
             plot(report, path)
             written.append(path)
+    if report.get("points"):
+        path = out_dir / "latency.png"
+        plot_latency(report, path)
+        written.append(path)
     return written
 
 
