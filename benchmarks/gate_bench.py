@@ -47,7 +47,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -556,22 +556,34 @@ def _local_broker_needed(bootstrap_servers: str) -> bool:
     return False
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    options = parse_args(argv)
-    started_broker = _local_broker_needed(options.bootstrap_servers)
+def run_with_local_broker(
+    bootstrap_servers: str, run_report: Callable[[], Coroutine[Any, Any, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Run ``run_report``, with the local broker started and stopped around it if needed.
+
+    The report gets ``broker_started_by_benchmark``. A broker that was already running
+    is left alone.
+    """
+    started_broker = _local_broker_needed(bootstrap_servers)
     if started_broker:
-        logger.info("starting the local broker at %s", options.bootstrap_servers)
+        logger.info("starting the local broker at %s", bootstrap_servers)
         _broker_command("start")
     try:
-        report = asyncio.run(run(options))
+        report = asyncio.run(run_report())
     finally:
         if started_broker:
             logger.info("stopping the local broker that this run started")
             _broker_command("stop")
     report["broker_started_by_benchmark"] = started_broker
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    options = parse_args(argv)
+    report = run_with_local_broker(options.bootstrap_servers, lambda: run(options))
     text = json.dumps(report, indent=2)
     if options.out is not None:
         options.out.write_text(text + "\n")

@@ -61,16 +61,15 @@ from benchmarks.gate_bench import (
     OUTPUT_TOPICS,
     MeasuredProcess,
     Record,
-    _broker_command,
     _delete_topics,
     _load_average,
-    _local_broker_needed,
     _machine,
     figures,
     gate_source,
     prepare_gate_topics,
     produce,
     read_topics,
+    run_with_local_broker,
     wait_committed,
 )
 from schemas.signing import sign
@@ -714,17 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aiokafka logs every retried produce while a fresh topic elects its leaders.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     options = parse_args(argv)
-    started_broker = _local_broker_needed(options.bootstrap_servers)
-    if started_broker:
-        logger.info("starting the local broker at %s", options.bootstrap_servers)
-        _broker_command("start")
-    try:
-        report = asyncio.run(run(options))
-    finally:
-        if started_broker:
-            logger.info("stopping the local broker that this run started")
-            _broker_command("stop")
-    report["broker_started_by_benchmark"] = started_broker
+    report = run_with_local_broker(options.bootstrap_servers, lambda: run(options))
     if options.out is not None:
         options.out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(report))

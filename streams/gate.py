@@ -110,7 +110,7 @@ class Gate:
     async def handle_assertion(self, event: Any) -> None:
         """Handle one ``assertions`` record; never raises except on cancellation."""
         message = event.message
-        if not self.handled.add(message.tp, message.offset):
+        if (message.tp, message.offset) in self.handled:
             # Fetched again after a repair seek, and this process already routed it.
             return
         started = time.perf_counter()
@@ -140,6 +140,9 @@ class Gate:
             await self._dead_letter(message, failure)
         finally:
             self.metrics.record_handled(time.perf_counter() - started)
+        # Only now: a handling cancelled half way, in a rebalance for example, must not
+        # make a later delivery of the record look already routed.
+        self.handled.add(message.tp, message.offset)
 
     async def _handle_assertion(self, key: bytes | None, value: bytes | None, message: Any) -> None:
         # 1. Decode and validate; dead letters never touch any agent's state.

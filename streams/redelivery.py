@@ -83,13 +83,13 @@ class HandledOffsets:
     def __init__(self) -> None:
         self._offsets: dict[Any, set[int]] = {}
 
-    def add(self, tp: Any, offset: int) -> bool:
-        """Record ``offset``, and return False if it was handled before in this process."""
-        seen = self._offsets.setdefault(tp, set())
-        if offset in seen:
-            return False
-        seen.add(offset)
-        return True
+    def __contains__(self, item: tuple[Any, int]) -> bool:
+        tp, offset = item
+        return offset in self._offsets.get(tp, ())
+
+    def add(self, tp: Any, offset: int) -> None:
+        """Record that handling ``offset`` finished, its outputs sent."""
+        self._offsets.setdefault(tp, set()).add(offset)
 
     def prune(self, committed: Mapping[Any, int | None]) -> None:
         for tp, seen in list(self._offsets.items()):

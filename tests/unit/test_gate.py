@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas.verdict import RoutedAssertion
@@ -143,3 +145,17 @@ async def test_sweep_interrupted_by_rebalance_returns() -> None:
     await gate.sweep_agents()
 
     assert gate.metrics.agents_tracked._value.get() == 7
+
+
+async def test_cancelled_handling_is_not_marked_handled() -> None:
+    gate, _ = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+
+    async def cancelled(*_: Any, **__: Any) -> None:
+        raise asyncio.CancelledError
+
+    gate.outputs["accepted"].send = cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await gate.handle_assertion(event(key, value, 0))
+
+    assert (("assertions", 0), 0) not in gate.handled
