@@ -1,4 +1,4 @@
-"""Decision latency of a running gate worker at fixed input rates.
+"""Decision latency of a gate worker, which this script starts, at fixed input rates.
 
 The throughput benchmark loads a backlog, so its latency is queueing time. This one
 starts the worker first and waits until it is ready. It sends records at the first
@@ -9,7 +9,8 @@ timestamp of its output, both ``LogAppendTime``::
 
     python -m benchmarks.latency --rates 200,450,700 --seconds 30 --out latency.json
 
-Run it against a broker at ``--bootstrap-servers`` (``stemedb-gate broker start``).
+It needs a running broker at ``--bootstrap-servers`` (``$KAFKA_BOOTSTRAP_SERVERS`` or
+127.0.0.1:19092, where ``stemedb-gate broker start`` runs one).
 Topics get a fresh uuid prefix and are deleted at the end. A rate the producer cannot
 keep up with is reported with the rate it reached.
 """
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.admin_api_bench import _settings_env, summarize
 from benchmarks.gate_bench import (
+    DEFAULT_BOOTSTRAP,
     OUTPUT_TOPICS,
     MeasuredProcess,
     Record,
@@ -169,7 +172,9 @@ def latency_points(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="200,450,700", help="records per second, in order")
+    parser.add_argument(
+        "--rates", default="250,500,750", help="records per second, in order (default 250,500,750)"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds at each rate")
     parser.add_argument(
         "--warmup-seconds",
@@ -177,9 +182,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=10.0,
         help="seconds at the first rate before measuring, left out of the figures",
     )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--bootstrap-servers", default="127.0.0.1:19092")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--seed", type=int, default=1, help="seed of agent keys and records")
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
+        help="Kafka to use (default $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:19092)",
+    )
+    parser.add_argument("--out", type=Path, help="file for the JSON report")
     return parser.parse_args(argv)
 
 

@@ -198,9 +198,12 @@ def plot_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.plot",
-        description="Plot a benchmarks.scaling JSON report, one PNG per curve.",
+        description="Plot a benchmarks.scaling report, one PNG per curve, or a "
+        "benchmarks.latency report.",
     )
-    parser.add_argument("report", type=Path, help="JSON written by benchmarks.scaling --out")
+    parser.add_argument(
+        "report", type=Path, help="JSON written by benchmarks.scaling or benchmarks.latency --out"
+    )
     parser.add_argument(
         "--out-dir",
         type=Path,

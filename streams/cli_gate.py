@@ -39,18 +39,29 @@ def register(commands: Any) -> None:
     faults = commands.add_parser(
         "faults",
         help="Run the fault harness: kills, a rebalance and a broker restart, then an audit.",
+        description="Run gate workers through kill -9, a second worker joining and leaving, "
+        "and a broker restart, then check every input's outputs and every agent's state. "
+        "It starts its own broker on 127.0.0.1:19192 under .cache/faults and takes a few "
+        "minutes at the default size. See docs/faults.md.",
     )
     faults.add_argument(
-        "--records", type=int, default=100_000, help="Input records (default: 100000)"
+        "--records",
+        type=int,
+        default=100_000,
+        help="Input records to produce, rounded up to whole agent streams (default: 100000)",
     )
-    faults.add_argument("--kills", type=int, default=5, help="kill -9 of a worker (default: 5)")
+    faults.add_argument(
+        "--kills", type=int, default=5, help="How many times to kill -9 a worker (default: 5)"
+    )
     faults.add_argument(
         "--guarantee",
         choices=["at_least_once", "exactly_once"],
         default="at_least_once",
         help="Processing guarantee of the workers (default: at_least_once)",
     )
-    faults.add_argument("--seed", type=int, default=1, help="Seed of input and fault points")
+    faults.add_argument(
+        "--seed", type=int, default=1, help="Seed of input and fault points (default: 1)"
+    )
     faults.add_argument("--out", type=Path, help="Write the report as JSON to this file")
     faults.set_defaults(func=_faults)
 

@@ -516,7 +516,8 @@ def _describe_validation_error(exc: ValidationError, path: Path | None) -> str:
             value = MASKED
         env_hint = ""
         if len(error["loc"]) == 2 and isinstance(error["loc"][1], str):
-            env_hint = f" (environment: {ENV_PREFIX}{str(error['loc'][1]).upper()})"
+            section, name = str(error["loc"][0]).upper(), str(error["loc"][1]).upper()
+            env_hint = f" (environment: {ENV_PREFIX}{section}__{name} or {ENV_PREFIX}{name})"
         lines.append(f"invalid config {key} = {value!r}: {error['msg']}{env_hint}")
     where = f" in {str(path)!r} or the environment" if path else ""
     return f"invalid configuration{where}:\n  " + "\n  ".join(lines)
