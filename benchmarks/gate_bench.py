@@ -229,6 +229,12 @@ async def read_topics(bootstrap_servers: str, topics: list[str]) -> list[Any]:
         return out
 
 
+async def committed_total(client: Any, group: str, topic: str) -> int:
+    """Return the sum of ``group``'s committed offsets over the partitions of ``topic``."""
+    offsets = await client.list_consumer_group_offsets(group)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
 async def wait_committed(
     bootstrap_servers: str, group: str, topic: str, total: int, child: MeasuredProcess
 ) -> None:
@@ -237,11 +243,7 @@ async def wait_committed(
     async with admin_client(bootstrap_servers) as client:
         while time.monotonic() < deadline:
             child.check_alive()
-            offsets = await client.list_consumer_group_offsets(group)
-            committed = sum(
-                meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0
-            )
-            if committed >= total:
+            if await committed_total(client, group, topic) >= total:
                 return
             await asyncio.sleep(POLL_INTERVAL_SECONDS)
     raise RuntimeError(
@@ -270,6 +272,15 @@ def passthrough_source(message: Any) -> tuple[int, int]:
     raise RuntimeError(f"output at offset {message.offset} has no {SOURCE_HEADER!r} header")
 
 
+def first_output_ms(outputs: list[Any], source_of: Any) -> dict[tuple[int, int], int]:
+    """Map each input (partition, offset) to the broker timestamp of its first output."""
+    out_ms: dict[tuple[int, int], int] = {}
+    for message in outputs:
+        source = source_of(message)
+        out_ms[source] = min(message.timestamp, out_ms.get(source, message.timestamp))
+    return out_ms
+
+
 def figures(
     inputs: list[Any],
     outputs: list[Any],
@@ -278,10 +289,7 @@ def figures(
 ) -> dict[str, Any]:
     """Pair each input with its first output and return wall time, rates and latency."""
     in_ms = {(m.partition, m.offset): m.timestamp for m in inputs}
-    out_ms: dict[tuple[int, int], int] = {}
-    for message in outputs:
-        source = source_of(message)
-        out_ms[source] = min(message.timestamp, out_ms.get(source, message.timestamp))
+    out_ms = first_output_ms(outputs, source_of)
     missing = len(in_ms.keys() - out_ms.keys())
     if missing:
         raise RuntimeError(f"{missing} of {len(in_ms)} inputs have no output")

@@ -41,6 +41,7 @@ from benchmarks.gate_bench import (
     _load_average,
     _machine,
     bench_settings,
+    first_output_ms,
     gate_source,
     prepare_gate_topics,
     read_topics,
@@ -145,10 +146,7 @@ def latency_points(
     The broker runs on the same machine, so its timestamps and the start times share
     one clock.
     """
-    out_ms: dict[tuple[int, int], int] = {}
-    for message in outputs:
-        source = gate_source(message)
-        out_ms[source] = min(message.timestamp, out_ms.get(source, message.timestamp))
+    out_ms = first_output_ms(outputs, gate_source)
     points = []
     ends = [started for _, started in spans[1:]] + [2**63]
     for rate, (reached, started), end in zip(rates, spans, ends, strict=True):

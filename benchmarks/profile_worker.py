@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.admin_api_bench import _settings_env
-from benchmarks.gate_bench import MeasuredProcess, bench_settings, produce
+from benchmarks.gate_bench import MeasuredProcess, bench_settings, committed_total, produce
 from streams.faults import build_input
 from streams.topics import ASSERTIONS
 from streams.topicsetup import admin_client, ensure_topics
@@ -95,8 +95,7 @@ def format_summary(summary: ProfileSummary) -> str:
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
     async with admin_client(bootstrap) as client:
-        offsets = await client.list_consumer_group_offsets(group)
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+        return await committed_total(client, group, topic)
 
 
 async def profile(options: argparse.Namespace) -> None:

@@ -32,29 +32,29 @@ A1 = TP(("assertions", 1))
 OTHER = TP(("agents-changelog", 0))
 
 
-def test_no_hole_when_acks_start_at_the_committed_offset() -> None:
+def test_find_holes_acks_from_committed() -> None:
     assert find_holes({A0: 10}, {A0: [10, 11, 12]}, {}, [A0]) == []
 
 
-def test_faust_tolerates_one_missing_offset_so_it_is_no_hole() -> None:
+def test_find_holes_one_missing_offset() -> None:
     assert find_holes({A0: 10}, {A0: [11, 12]}, {}, [A0]) == []
 
 
-def test_hole_of_several_offsets_is_found() -> None:
+def test_find_holes_several_missing_offsets() -> None:
     assert find_holes({A0: 10}, {A0: [13, 14], A1: [5]}, {}, [A0, A1]) == [Hole(A0, 10, 12)]
 
 
-def test_offsets_without_records_are_no_hole() -> None:
+def test_find_holes_transaction_marker_gap() -> None:
     gaps = {A0: IntervalTree.from_tuples([(10, 13)])}
     assert find_holes({A0: 10}, {A0: [13, 14]}, gaps, [A0]) == []
 
 
-def test_nothing_committed_or_acked_is_no_hole() -> None:
+def test_find_holes_nothing_committed_or_acked() -> None:
     assert find_holes({A0: None}, {A0: [13]}, {}, [A0]) == []
     assert find_holes({A0: 10}, {A0: []}, {}, [A0]) == []
 
 
-def test_tidy_drops_duplicates_and_committed_offsets() -> None:
+def test_tidy_acks_duplicates_and_committed() -> None:
     acked = [9, 10, 11, 11, 12, 12]
     index = {9, 10, 11, 12, 40}
     assert tidy_acks(acked, index, committed=10)
@@ -62,12 +62,12 @@ def test_tidy_drops_duplicates_and_committed_offsets() -> None:
     assert index == {10, 11, 12}
 
 
-def test_tidy_leaves_clean_acks_alone() -> None:
+def test_tidy_acks_clean_list() -> None:
     acked = [10, 11]
     assert not tidy_acks(acked, {10, 11}, committed=10)
 
 
-def test_handled_offsets_skip_a_second_delivery_and_prune_committed() -> None:
+def test_handled_offsets_add_and_prune() -> None:
     handled = HandledOffsets()
     assert (A0, 5) not in handled
     handled.add(A0, 5)
@@ -98,7 +98,7 @@ class FakeConsumer:
         return acked[-1] + 1 if acked else None
 
 
-async def test_repair_seeks_only_after_the_hole_outlasts_the_grace_period() -> None:
+async def test_repair_seeks_after_grace_period() -> None:
     consumer = FakeConsumer()
     repaired: list[Hole] = []
     repair = AckHoleRepair(
@@ -115,7 +115,7 @@ async def test_repair_seeks_only_after_the_hole_outlasts_the_grace_period() -> N
     assert repaired == [Hole(A0, 10, 13)]
 
 
-async def test_a_hole_that_fills_is_not_repaired() -> None:
+async def test_repair_skips_filled_hole() -> None:
     consumer = FakeConsumer()
     repair = AckHoleRepair(
         lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
@@ -126,7 +126,7 @@ async def test_a_hole_that_fills_is_not_repaired() -> None:
     assert consumer.seeks == []
 
 
-def test_installed_tidy_runs_before_faust_computes_the_commit_offset() -> None:
+def test_install_ack_tidy_before_commit() -> None:
     consumer = FakeConsumer()
     consumer._acked[A1] = [19, 20, 20, 21]
     install_ack_tidy(consumer)
