@@ -9,7 +9,7 @@ Three curves, each point on topics with a fresh uuid prefix that are deleted aft
 - ``agents``: throughput, memory and table restore time against the number of agents
   whose state the worker keeps (default 1,000, 100,000 and 1,000,000).
 - ``lookback``: the same against the number of entries in the duplicate look-back
-  index (the ``seen`` table), for a fixed number of agents; some routed records repeat
+  index (the ``seen`` table), for a fixed number of agents. Some routed records repeat
   an earlier claim and are quarantined as duplicates.
 - ``admin``: admin API list latency against pending quarantine items, measured by
   :func:`benchmarks.admin_api_bench.list_latencies`.

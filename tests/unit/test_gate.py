@@ -105,7 +105,7 @@ async def test_exactly_once_replay_writes_state_again() -> None:
     agent_id = (key or b"").decode()
     stored = dict(gate.agents[agent_id])
     seen_keys = sorted(gate.seen)
-    # An aborted transaction's writes stay in the store; the changelog lacks them.
+    # An aborted transaction's writes stay in the store, but the changelog lacks them.
     gate.agents = RecordingTable(gate.agents)
     gate.seen = RecordingTable(gate.seen)
     gate.handled.forget([("assertions", 0)])
