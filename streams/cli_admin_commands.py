@@ -369,48 +369,39 @@ async def breaker_show(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 async def breaker_open(client: AdminClient, args: argparse.Namespace) -> int:
-    response = await client.write(
+    sent = await _send_command(
+        client,
+        args,
         "POST",
         ("circuit_breakers", args.agent_id, "open"),
         {"reason": args.reason, "duration_seconds": args.duration_seconds},
-        wait=not args.no_wait,
-        idempotency_key=args.idempotency_key,
+        pending=f"open of the breaker of agent {cell(args.agent_id)}",
     )
-    if args.json_output:
-        _print_json(response.body)
-        return 0
-    body = _object(response.body)
-    command_id = cell(body.get("command_id"))
-    if response.status == 202:
-        print(_pending_line(f"open of the breaker of agent {cell(args.agent_id)}", command_id))
-        return 0
-    print(
-        f"breaker of agent {cell(body.get('agent_id', args.agent_id))} is "
-        f"{cell(body.get('state'))} until {format_time(body.get('until'))} (command {command_id})"
-    )
+    if sent is not None:
+        body, command_id = sent
+        print(
+            f"breaker of agent {cell(body.get('agent_id', args.agent_id))} is "
+            f"{cell(body.get('state'))} until {format_time(body.get('until'))} "
+            f"(command {command_id})"
+        )
     return 0
 
 
 async def breaker_reset(client: AdminClient, args: argparse.Namespace) -> int:
-    response = await client.write(
+    sent = await _send_command(
+        client,
+        args,
         "POST",
         ("circuit_breakers", args.agent_id, "reset"),
         _present(reason=args.reason),
-        wait=not args.no_wait,
-        idempotency_key=args.idempotency_key,
+        pending=f"reset of the breaker of agent {cell(args.agent_id)}",
     )
-    if args.json_output:
-        _print_json(response.body)
-        return 0
-    body = _object(response.body)
-    command_id = cell(body.get("command_id"))
-    if response.status == 202:
-        print(_pending_line(f"reset of the breaker of agent {cell(args.agent_id)}", command_id))
-        return 0
-    print(
-        f"breaker of agent {cell(body.get('agent_id', args.agent_id))} is "
-        f"{cell(body.get('state'))} (command {command_id})"
-    )
+    if sent is not None:
+        body, command_id = sent
+        print(
+            f"breaker of agent {cell(body.get('agent_id', args.agent_id))} is "
+            f"{cell(body.get('state'))} (command {command_id})"
+        )
     return 0
 
 
@@ -423,27 +414,22 @@ async def allowlist_add(client: AdminClient, args: argparse.Namespace) -> int:
         "reason": args.reason,
         **_present(expires_at=args.expires_at),
     }
-    response = await client.write(
+    sent = await _send_command(
+        client,
+        args,
         "POST",
         ("content_defense", "allowlist"),
         body,
-        wait=not args.no_wait,
-        idempotency_key=args.idempotency_key,
+        pending=f"allow-listing of agent {cell(args.agent_id)}",
     )
-    if args.json_output:
-        _print_json(response.body)
-        return 0
-    result = _object(response.body)
-    command_id = cell(result.get("command_id"))
-    if response.status == 202:
-        print(_pending_line(f"allow-listing of agent {cell(args.agent_id)}", command_id))
-        return 0
-    expires_at = result.get("expires_at")
-    until = f"until {format_time(expires_at)}" if expires_at else "with no expiry"
-    print(
-        f"agent {cell(result.get('agent_id', args.agent_id))} is allow-listed {until} "
-        f"(command {command_id})"
-    )
+    if sent is not None:
+        result, command_id = sent
+        expires_at = result.get("expires_at")
+        until = f"until {format_time(expires_at)}" if expires_at else "with no expiry"
+        print(
+            f"agent {cell(result.get('agent_id', args.agent_id))} is allow-listed {until} "
+            f"(command {command_id})"
+        )
     return 0
 
 
@@ -494,24 +480,19 @@ def _expiry(value: Any, now: datetime) -> str:
 
 
 async def allowlist_remove(client: AdminClient, args: argparse.Namespace) -> int:
-    response = await client.write(
+    sent = await _send_command(
+        client,
+        args,
         "DELETE",
         ("content_defense", "allowlist", args.agent_id),
-        wait=not args.no_wait,
-        idempotency_key=args.idempotency_key,
+        pending=f"removal of agent {cell(args.agent_id)}",
     )
-    if args.json_output:
-        _print_json(response.body)
-        return 0
-    result = _object(response.body)
-    command_id = cell(result.get("command_id"))
-    if response.status == 202:
-        print(_pending_line(f"removal of agent {cell(args.agent_id)}", command_id))
-        return 0
-    print(
-        f"agent {cell(result.get('agent_id', args.agent_id))} is no longer allow-listed "
-        f"(command {command_id})"
-    )
+    if sent is not None:
+        result, command_id = sent
+        print(
+            f"agent {cell(result.get('agent_id', args.agent_id))} is no longer allow-listed "
+            f"(command {command_id})"
+        )
     return 0
 
 
@@ -543,23 +524,18 @@ async def thresholds_set(client: AdminClient, args: argparse.Namespace) -> int:
         if key in changes:
             raise UsageError(f"threshold {key} is given twice")
         changes[key] = value
-    response = await client.write(
+    assignments = " ".join(f"{cell(key)}={format_number(value)}" for key, value in changes.items())
+    sent = await _send_command(
+        client,
+        args,
         "PUT",
         ("content_defense", "thresholds"),
         changes,
-        wait=not args.no_wait,
-        idempotency_key=args.idempotency_key,
+        pending=f"thresholds {assignments}",
     )
-    if args.json_output:
-        _print_json(response.body)
-        return 0
-    body = _object(response.body)
-    command_id = cell(body.get("command_id"))
-    assignments = " ".join(f"{cell(key)}={format_number(value)}" for key, value in changes.items())
-    if response.status == 202:
-        print(_pending_line(f"thresholds {assignments}", command_id))
-        return 0
-    print(f"thresholds {cell(body.get('status'))}: {assignments} (command {command_id})")
+    if sent is not None:
+        body, command_id = sent
+        print(f"thresholds {cell(body.get('status'))}: {assignments} (command {command_id})")
     return 0
 
 
@@ -639,6 +615,34 @@ def _page_footer(body: Mapping[str, Any], record_count: int, noun: str) -> str:
     if cursor:
         footer += f". Next page: --cursor {cell(cursor)}, or --all-pages for all"
     return footer
+
+
+async def _send_command(
+    client: AdminClient,
+    args: argparse.Namespace,
+    method: str,
+    segments: tuple[str, ...],
+    body: Mapping[str, Any] | None = None,
+    *,
+    pending: str,
+) -> tuple[dict[str, Any], str] | None:
+    """Send a command and return its result body and command id to print.
+
+    Returns None when nothing is left to print: with --json the body was printed as it
+    came, and a command still pending (202) got the line naming ``pending``.
+    """
+    response = await client.write(
+        method, segments, body, wait=not args.no_wait, idempotency_key=args.idempotency_key
+    )
+    if args.json_output:
+        _print_json(response.body)
+        return None
+    result = _object(response.body)
+    command_id = cell(result.get("command_id"))
+    if response.status == 202:
+        print(_pending_line(pending, command_id))
+        return None
+    return result, command_id
 
 
 def _pending_line(action: str, command_id: str) -> str:
