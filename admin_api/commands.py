@@ -330,6 +330,17 @@ class CommandService:
             extra={"command_id": command_id},
         )
 
+    async def issue(self, command: AdminCommand, wait: bool) -> AdminEvent | None:
+        """Publish one command and, with ``wait``, return its result or raise its error.
+
+        Without ``wait`` it returns None, and the route answers 202.
+        """
+        if not wait:
+            await self.publish([command])
+            return None
+        events = await self.publish_and_wait([command])
+        return self.single_result(events, command.command_id)
+
     def single_result(self, events: Sequence[AdminEvent | None], command_id: str) -> AdminEvent:
         """Return the one result, or raise its HTTP error or :class:`CommandTimeout`."""
         event = events[0] if events else None

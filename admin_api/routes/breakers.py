@@ -71,12 +71,9 @@ async def open_breaker(request: web.Request) -> web.Response:
         reason=reason,
         parameters={"duration_seconds": duration_seconds},
     )
-    if not wait:
-        await service.commands.publish([command])
+    event = await service.commands.issue(command, wait)
+    if event is None:
         return accepted(command_id)
-
-    events = await service.commands.publish_and_wait([command])
-    event = service.commands.single_result(events, command_id)
     return json_response(
         {
             "status": "opened",
@@ -104,11 +101,9 @@ async def reset_breaker(request: web.Request) -> web.Response:
         agent_id=agent_id,
         reason=body.text("reason"),
     )
-    if not wait:
-        await service.commands.publish([command])
+    event = await service.commands.issue(command, wait)
+    if event is None:
         return accepted(command_id)
-    events = await service.commands.publish_and_wait([command])
-    event = service.commands.single_result(events, command_id)
     return json_response(
         {
             "status": "reset",

@@ -140,12 +140,9 @@ async def add_to_allowlist(request: web.Request) -> web.Response:
         reason=reason,
         parameters={"expires_at": expires_text},
     )
-    if not wait:
-        await service.commands.publish([command])
+    event = await service.commands.issue(command, wait)
+    if event is None:
         return accepted(command_id)
-
-    events = await service.commands.publish_and_wait([command])
-    event = service.commands.single_result(events, command_id)
     return json_response(
         {
             "status": "added",
@@ -170,9 +167,6 @@ async def remove_from_allowlist(request: web.Request) -> web.Response:
         issued_by=operator_of(request),
         agent_id=agent_id,
     )
-    if not wait:
-        await service.commands.publish([command])
+    if await service.commands.issue(command, wait) is None:
         return accepted(command_id)
-    events = await service.commands.publish_and_wait([command])
-    service.commands.single_result(events, command_id)
     return json_response({"status": "removed", "agent_id": agent_id, "command_id": command_id})

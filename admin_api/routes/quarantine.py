@@ -130,12 +130,9 @@ async def _decide_one(request: web.Request, kind: AdminCommandKind) -> web.Respo
         reason=reason,
         note=note,
     )
-    if not wait:
-        await service.commands.publish([command])
+    event = await service.commands.issue(command, wait)
+    if event is None:
         return accepted(command_id)
-
-    events = await service.commands.publish_and_wait([command])
-    event = service.commands.single_result(events, command_id)
     item = await _item_after_decision(service, item_id, event)
     return json_response(
         {"command_id": command_id, "result": CommandResult.APPLIED.value, "item": item}
