@@ -333,7 +333,7 @@ class CommandService:
     async def issue(self, command: AdminCommand, wait: bool) -> AdminEvent | None:
         """Publish one command and, with ``wait``, return its result or raise its error.
 
-        Without ``wait`` it returns None, and the route answers 202.
+        Without ``wait`` it returns None, and the route returns 202.
         """
         if not wait:
             await self.publish([command])
