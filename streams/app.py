@@ -189,10 +189,17 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
 
     assertions = raw_topic(ASSERTIONS)
 
+    repair = AckHoleRepair(
+        lambda: app.consumer,
+        topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
+        handled=gate.handled,
+        on_repair=lambda hole: metrics.redeliveries.inc(),
+    )
+
     @app.agent(assertions, name="gate")
     async def gate_agent(stream: Any) -> None:
         # Agents start before the first commit, so the tidy is in place for it.
-        install_ack_tidy(app.consumer)
+        install_ack_tidy(app.consumer, repair.may_pass)
         async for event in stream.events():
             await gate.handle_assertion(event)
 
@@ -230,14 +237,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
     app.service(
         lag_monitor  # type: ignore[arg-type]
     )
-    app.service(
-        AckHoleRepair(  # type: ignore[arg-type]
-            lambda: app.consumer,
-            topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
-            handled=gate.handled,
-            on_repair=lambda hole: metrics.redeliveries.inc(),
-        )
-    )
+    app.service(repair)  # type: ignore[arg-type]
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

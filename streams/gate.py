@@ -13,6 +13,7 @@ import base64
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,10 +164,21 @@ class Gate:
         state = self.load_agent(agent_id)
 
         # 2. A record at or below the last applied offset was already decided before a
-        # restart or rebalance: send its stored verdict again, change no state.
+        # restart or rebalance: send its stored verdict again, change no state. Every
+        # decided record leaves an entry under its id, so a record without one was
+        # fetched again after later records of its partition and is decided now.
         if message.offset <= state.last_offset:
-            await self._replay(decoded.fields, agent_id, message, state)
-            return
+            stored = self._seen_entry(agent_id, id_key(assertion.id))
+            if stored is not None:
+                await self._replay(decoded.fields, agent_id, message, state, stored)
+                return
+            logger.info(
+                "%s[%d] offset=%d of agent %s was not decided before; deciding it now",
+                message.topic,
+                message.partition,
+                message.offset,
+                agent_id,
+            )
 
         # 3. Decide, then store state before routing, so a crash in between replays the
         # record as above instead of counting it twice.
@@ -179,6 +191,10 @@ class Gate:
             settings.content_defense,
             settings.circuit_breaker,
         )
+        if decision.state.last_offset < state.last_offset:
+            decision = replace(
+                decision, state=replace(decision.state, last_offset=state.last_offset)
+            )
         self.agents[agent_id] = decision.state.to_dict()
         for local_key, entry in decision.seen_writes.items():
             self.seen[f"{agent_id}/{local_key}"] = entry.to_dict()
@@ -267,19 +283,14 @@ class Gate:
                 self.metrics.quarantined.labels(reason.value).inc()
 
     async def _replay(
-        self, fields: dict[str, Any], agent_id: str, message: Any, state: AgentState
+        self,
+        fields: dict[str, Any],
+        agent_id: str,
+        message: Any,
+        state: AgentState,
+        entry: SeenEntry,
     ) -> None:
-        entry = self._seen_entry(agent_id, id_key(str(fields["id"])))
         self.metrics.replays.inc()
-        if entry is None:
-            logger.info(
-                "replayed %s[%d] offset=%d for agent %s has no stored verdict; skipping",
-                message.topic,
-                message.partition,
-                message.offset,
-                agent_id,
-            )
-            return
         if self.settings.kafka.processing_guarantee == "exactly_once":
             self._rewrite_state(fields, agent_id, message.offset, state, entry)
         if entry.offset == message.offset:

@@ -43,6 +43,26 @@ class Hole:
     last: int
 
 
+def head_hole(tp: Any, committed: int | None, acked: Iterable[int], gap: Any) -> Hole | None:
+    """Return the offsets between the committed offset and the lowest ack, if any.
+
+    ``committed`` is the next offset to read, or None before the group's first commit,
+    when the partition starts at offset 0. ``gap`` is faust's interval tree of offsets
+    without a record (transaction markers), which faust counts as acknowledged.
+    """
+    start = committed if committed is not None else 0
+    # Acks below the committed offset are stale copies that the next commit drops.
+    offsets = [offset for offset in acked if offset >= start]
+    if not offsets:
+        return None
+    lowest = min(offsets)
+    if lowest == start:
+        return None
+    if gap is not None and gap.overlaps(start, lowest):
+        return None
+    return Hole(tp, start, lowest - 1)
+
+
 def find_holes(
     committed: Mapping[Any, int | None],
     acked: Mapping[Any, Iterable[int]],
@@ -53,23 +73,10 @@ def find_holes(
 
     ``committed`` maps each partition to the next offset to read, and ``acked`` to the
     acknowledged offsets not yet committed. ``gaps`` contains faust's interval trees of
-    offsets without a record (transaction markers), which faust counts as acknowledged.
+    offsets without a record.
     """
-    holes: list[Hole] = []
-    for tp in partitions:
-        offsets = list(acked.get(tp, ()))
-        start = committed.get(tp)
-        if not offsets or start is None:
-            continue
-        lowest = min(offsets)
-        # faust commits past one missing offset at the head, but not past two or more.
-        if lowest - start <= 1:
-            continue
-        gap = gaps.get(tp)
-        if gap is not None and gap.overlaps(start, lowest):
-            continue
-        holes.append(Hole(tp, start, lowest - 1))
-    return holes
+    holes = (head_hole(tp, committed.get(tp), acked.get(tp, ()), gaps.get(tp)) for tp in partitions)
+    return [hole for hole in holes if hole is not None]
 
 
 class HandledOffsets:
@@ -129,8 +136,13 @@ def tidy_acks(acked: list[int], index: set[int], committed: int | None) -> bool:
     return True
 
 
-def install_ack_tidy(consumer: Any) -> None:
-    """Make ``consumer`` tidy a partition's acks each time it computes a commit offset."""
+def install_ack_tidy(consumer: Any, may_pass: Callable[[Hole], bool] = lambda hole: False) -> None:
+    """Make ``consumer`` tidy a partition's acks each time it computes a commit offset.
+
+    faust itself commits past a single missing offset at the head of the acks, since a
+    transaction marker takes an offset without a record. A record dropped on a takeover
+    looks the same, so no commit passes a hole unless ``may_pass`` allows it.
+    """
     if getattr(consumer, "_stemedb_ack_tidy", False):
         return
     compute = consumer._new_offset
@@ -138,7 +150,11 @@ def install_ack_tidy(consumer: Any) -> None:
     def new_offset(tp: Any) -> int | None:
         acked = consumer._acked.get(tp)
         if acked:
-            tidy_acks(acked, consumer._acked_index[tp], consumer._committed_offset.get(tp))
+            committed = consumer._committed_offset.get(tp)
+            tidy_acks(acked, consumer._acked_index[tp], committed)
+            hole = head_hole(tp, committed, acked, consumer._gap.get(tp))
+            if hole is not None and not may_pass(hole):
+                return None
         result: int | None = compute(tp)
         return result
 
@@ -169,6 +185,13 @@ class AckHoleRepair(Service):
         self.grace_seconds = grace_seconds
         # Hole -> monotonic time it was first seen unchanged.
         self._pending: dict[Hole, float] = {}
+        # Holes already fetched again once, and holes that held no record even then.
+        self._repaired: set[Hole] = set()
+        self._passable: set[Hole] = set()
+
+    def may_pass(self, hole: Hole) -> bool:
+        """Return whether a commit may pass ``hole``: fetching it again found no record."""
+        return hole in self._passable
 
     @Service.task
     async def _poll_forever(self) -> None:
@@ -194,6 +217,19 @@ class AckHoleRepair(Service):
         for hole, since in list(self._pending.items()):
             if now - since < self.grace_seconds:
                 continue
+            if hole in self._repaired:
+                # Fetched again and still missing: these offsets hold no record, as a
+                # transaction marker or a record deleted by retention does not.
+                logger.info(
+                    "%s[%d]: offsets %d-%d hold no record, committing past them",
+                    hole.tp.topic,
+                    hole.tp.partition,
+                    hole.first,
+                    hole.last,
+                )
+                self._passable.add(hole)
+                del self._pending[hole]
+                continue
             logger.warning(
                 "%s[%d]: offsets %d-%d were fetched but never reached the stream, "
                 "fetching again from offset %d",
@@ -204,6 +240,7 @@ class AckHoleRepair(Service):
                 hole.first,
             )
             await consumer.seek(hole.tp, hole.first)
+            self._repaired.add(hole)
             self.on_repair(hole)
             del self._pending[hole]
             repaired.append(hole)

@@ -159,3 +159,19 @@ async def test_cancelled_handling_is_not_marked_handled() -> None:
         await gate.handle_assertion(event(key, value, 0))
 
     assert (("assertions", 0), 0) not in gate.handled
+
+
+async def test_late_record_decided_not_replayed() -> None:
+    gate, sent = make_gate()
+    records = build_input(10, 3)[0]
+    # The second and third records come from the same agent.
+    (key, first), (_, second) = records[1], records[2]
+    await gate.handle_assertion(event(key, second, 1))
+    await gate.handle_assertion(event(key, first, 0))
+
+    routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]
+    assert [body["verdict"]["source_offset"] for body in routed] == [1, 0]
+    assert gate.metrics.replays._value.get() == 0
+    agent_id = (key or b"").decode()
+    assert gate.agents[agent_id]["last_offset"] == 1
+    assert gate.agents[agent_id]["windows"]["submissions"] == 2
