@@ -30,6 +30,8 @@ from mode import Service
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+# Seeks that must leave a hole unchanged before a commit may pass it.
+SEEKS_BEFORE_PASSING = 3
 # A hole must stay unchanged this long before the partition is fetched again.
 HOLE_GRACE_SECONDS = 5.0
 
@@ -185,12 +187,16 @@ class AckHoleRepair(Service):
         self.grace_seconds = grace_seconds
         # Hole -> monotonic time it was first seen unchanged.
         self._pending: dict[Hole, float] = {}
-        # Holes already fetched again once, and holes that held no record even then.
-        self._repaired: set[Hole] = set()
+        # Seeks made per hole, and holes that held no record after all of them.
+        self._seeks: dict[Hole, int] = {}
         self._passable: set[Hole] = set()
 
     def may_pass(self, hole: Hole) -> bool:
-        """Return whether a commit may pass ``hole``: fetching it again found no record."""
+        """Return whether a commit may pass ``hole``: fetching it again found no record.
+
+        faust decides this only for a single missing offset. It never commits past a hole
+        of two or more, so those stay until a seek fills them or the stall check fires.
+        """
         return hole in self._passable
 
     @Service.task
@@ -217,9 +223,10 @@ class AckHoleRepair(Service):
         for hole, since in list(self._pending.items()):
             if now - since < self.grace_seconds:
                 continue
-            if hole in self._repaired:
-                # Fetched again and still missing: these offsets hold no record, as a
-                # transaction marker or a record deleted by retention does not.
+            if self._seeks.get(hole, 0) >= SEEKS_BEFORE_PASSING:
+                # Fetched again several times and still missing: these offsets hold no
+                # record, as with a transaction marker. One seek is not enough, because
+                # the fetch that faust was still handing over can drop the records again.
                 logger.info(
                     "%s[%d]: offsets %d-%d hold no record, committing past them",
                     hole.tp.topic,
@@ -240,7 +247,7 @@ class AckHoleRepair(Service):
                 hole.first,
             )
             await consumer.seek(hole.tp, hole.first)
-            self._repaired.add(hole)
+            self._seeks[hole] = self._seeks.get(hole, 0) + 1
             self.on_repair(hole)
             del self._pending[hole]
             repaired.append(hole)

@@ -149,10 +149,15 @@ async def test_repair_passes_hole_without_records() -> None:
     assert await repair.check(now=105.0) == [hole]
     assert not repair.may_pass(hole)
 
-    await repair.check(now=106.0)
-    assert await repair.check(now=111.0) == []
+    for start in (106.0, 112.0):
+        await repair.check(now=start)
+        assert await repair.check(now=start + 5.0) == [hole]
+        assert not repair.may_pass(hole)
+
+    await repair.check(now=118.0)
+    assert await repair.check(now=123.0) == []
     assert repair.may_pass(hole)
-    assert consumer.seeks == [(A0, 10)]
+    assert consumer.seeks == [(A0, 10)] * 3
 
 
 def test_install_ack_tidy_blocks_commit_over_hole() -> None:
