@@ -164,13 +164,24 @@ class Gate:
         state = self.load_agent(agent_id)
 
         # 2. A record at or below the last applied offset was already decided before a
-        # restart or rebalance: send its stored verdict again, change no state. Every
-        # decided record leaves an entry under its id, so a record without one was
-        # fetched again after later records of its partition and is decided now.
+        # restart or rebalance: send its stored verdict again, change no state. The one
+        # exception is a record fetched again after a repair seek, when this process
+        # applied the later record itself: it was never decided and is decided now.
         if message.offset <= state.last_offset:
             stored = self._seen_entry(agent_id, id_key(assertion.id))
             if stored is not None:
                 await self._replay(decoded.fields, agent_id, message, state, stored)
+                return
+            if (message.tp, state.last_offset) not in self.handled:
+                # NOTE: a crash between the state write and the index write also lands
+                # here; routing the record again could count it twice, so it is skipped.
+                logger.info(
+                    "replayed %s[%d] offset=%d for agent %s has no stored verdict; skipping",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    agent_id,
+                )
                 return
             logger.info(
                 "%s[%d] offset=%d of agent %s was not decided before; deciding it now",

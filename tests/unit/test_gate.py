@@ -175,3 +175,17 @@ async def test_late_record_decided_not_replayed() -> None:
     agent_id = (key or b"").decode()
     assert gate.agents[agent_id]["last_offset"] == 1
     assert gate.agents[agent_id]["windows"]["submissions"] == 2
+
+
+async def test_late_record_after_restart_skipped() -> None:
+    gate, sent = make_gate()
+    records = build_input(10, 3)[0]
+    (key, first), (_, second) = records[1], records[2]
+    await gate.handle_assertion(event(key, second, 1))
+    gate.handled.forget([("assertions", 0)])
+    await gate.handle_assertion(event(key, first, 0))
+
+    routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]
+    assert [body["verdict"]["source_offset"] for body in routed] == [1]
+    agent_id = (key or b"").decode()
+    assert gate.agents[agent_id]["windows"]["submissions"] == 1
