@@ -33,7 +33,12 @@ from streams.gate import Gate
 from streams.kafka_security import aiokafka_security_options, faust_broker_credentials
 from streams.lag import LagMonitor, OffsetReader
 from streams.metrics import GateMetrics
-from streams.redelivery import AckHoleRepair, install_ack_tidy
+from streams.redelivery import (
+    AckHoleRepair,
+    install_ack_tidy,
+    install_redelivery,
+    note_cleared_records,
+)
 from streams.settings import GateSettings
 from streams.topics import (
     ACCEPTED,
@@ -183,6 +188,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
             )
         },
         metrics=metrics,
+        committed_offset=lambda tp: app.consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
     )
     app.gate = gate  # type: ignore[attr-defined]
     commands = CommandProcessor(gate, tables["commands"])
@@ -193,12 +199,14 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         lambda: app.consumer,
         topics=(kafka.topic(ASSERTIONS), kafka.topic(ADMIN_COMMANDS)),
         handled=gate.handled,
-        on_repair=lambda hole: metrics.redeliveries.inc(),
+        on_seek=lambda tp, offset: metrics.redeliveries.inc(),
     )
 
     @app.agent(assertions, name="gate")
     async def gate_agent(stream: Any) -> None:
-        # Agents start before the first commit, so the tidy is in place for it.
+        # Agents start before faust fetches or commits, so both fixes are in place.
+        install_redelivery(app.consumer)
+        note_cleared_records(app.flow_control, repair.topics, repair.dropped)
         install_ack_tidy(app.consumer, repair.may_pass)
         async for event in stream.events():
             await gate.handle_assertion(event)
@@ -206,7 +214,10 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         # Another worker may process these records next, and this one again later.
+        # faust seeks every partition it assigns to the committed offset, which covers
+        # the records that the clear at the start of the rebalance dropped.
         gate.handled.forget(revoked)
+        repair.dropped.forget(revoked)
 
     @app.agent(raw_topic(ADMIN_COMMANDS), name="commands")
     async def command_agent(stream: Any) -> None:

@@ -24,6 +24,10 @@ from streams.settings import CircuitBreakerSettings, ContentDefenseSettings
 from streams.windows import WindowCounts
 
 REASON_FLOODING = "flooding"
+# Verdicts of uncommitted records kept per agent; see AgentState.remember.
+# NOTE: a record that faust drops while more than this many later records of its agent
+# are applied and not committed is taken for handled when it comes again, and skipped.
+MAX_RECENT = 256
 REASON_FAILURE_RATE = "failure_rate"
 
 
@@ -47,7 +51,15 @@ class AgentState:
     rejections: int = 0
     allowlist: AllowEntry | None = None
     last_offset: int = -1
-    """Offset of the last ``assertions`` record applied; lower offsets are replays."""
+    """Highest offset of the ``assertions`` records applied."""
+    recent: tuple[SeenEntry, ...] = ()
+    """Verdicts of the applied records at or above ``recent_from``, by offset.
+
+    Stored with the counts in one table value, so after a crash the two always agree:
+    a record fetched again is applied exactly when its offset is here.
+    """
+    recent_from: int = 0
+    """Every applied record at or above this offset is in ``recent``."""
 
     def to_dict(self) -> dict[str, Any]:
         # vars() of these flat dataclasses contains exactly their fields. dataclasses.asdict
@@ -61,6 +73,8 @@ class AgentState:
             "rejections": self.rejections,
             "allowlist": dict(vars(self.allowlist)) if self.allowlist is not None else None,
             "last_offset": self.last_offset,
+            "recent": [entry.to_dict() for entry in self.recent],
+            "recent_from": self.recent_from,
         }
 
     @classmethod
@@ -68,14 +82,41 @@ class AgentState:
         breaker = dict(data["breaker"])
         breaker["state"] = BreakerState(breaker["state"])
         allow = data.get("allowlist")
+        last_offset = int(data.get("last_offset", -1))
         return cls(
             breaker=Breaker(**breaker),
             windows=WindowCounts(**data["windows"]),
             approvals=int(data.get("approvals", 0)),
             rejections=int(data.get("rejections", 0)),
             allowlist=AllowEntry(**allow) if allow else None,
-            last_offset=int(data.get("last_offset", -1)),
+            last_offset=last_offset,
+            recent=tuple(SeenEntry.from_dict(entry) for entry in data.get("recent", ())),
+            # A state stored without the list has no record of its applied offsets.
+            recent_from=int(data.get("recent_from", last_offset + 1)),
         )
+
+    def applied(self, offset: int) -> SeenEntry | None:
+        """Return the verdict of the record at ``offset`` if it is in ``recent``."""
+        for entry in self.recent:
+            if entry.offset == offset:
+                return entry
+        return None
+
+    def remember(self, entry: SeenEntry, committed: int | None) -> AgentState:
+        """Add a decided record's verdict to ``recent``.
+
+        Records below ``committed``, the partition's committed offset, are never
+        fetched again after a restart, so their entries are dropped. At most
+        ``MAX_RECENT`` entries are kept; ``recent_from`` moves past the ones dropped.
+        """
+        start = self.recent_from if committed is None else max(self.recent_from, committed)
+        entries = sorted(
+            (e for e in (*self.recent, entry) if e.offset >= start), key=lambda e: e.offset
+        )
+        if len(entries) > MAX_RECENT:
+            start = entries[-MAX_RECENT - 1].offset + 1
+            entries = entries[-MAX_RECENT:]
+        return replace(self, recent=tuple(entries), recent_from=start)
 
     def is_trusted(self, now_ms: int, cd: ContentDefenseSettings) -> bool:
         if self.allowlist is not None and self.allowlist.active(now_ms):
@@ -206,6 +247,17 @@ def decide(
     """
     size_ms = int(cb.window_seconds * 1000)
     transitions: list[Transition] = []
+    # A record decided after later records of its agent: faust dropped it on its way
+    # to the stream and it was fetched again.
+    late = offset < state.last_offset
+    last_offset = max(offset, state.last_offset)
+
+    def tally(counts: WindowCounts, *, scored: bool, quarantined: bool) -> WindowCounts:
+        if late:
+            return windows.count_late(
+                counts, now_ms, size_ms, scored=scored, quarantined=quarantined
+            )
+        return windows.count(counts, scored=scored, quarantined=quarantined)
 
     # 1. Time first, so a breaker whose OPEN ended lets this record through as a probe.
     step = state.breaker.tick(now_ms, cb)
@@ -224,7 +276,7 @@ def decide(
             if admission is Admission.BAN
             else (Reason.HALF_OPEN_PROBES_EXHAUSTED)
         )
-        counts = windows.count(counts, scored=False, quarantined=False)
+        counts = tally(counts, scored=False, quarantined=False)
         step = _judge(breaker, counts, now_ms, cb)
         transitions.extend(step.transitions)
         # The verdict is stored for replays, unless that would hide a scored copy of the
@@ -240,7 +292,7 @@ def decide(
             route=Route.BANNED,
             reasons=(reason,),
             score=None,
-            state=replace(state, breaker=step.breaker, windows=counts, last_offset=offset),
+            state=replace(state, breaker=step.breaker, windows=counts, last_offset=last_offset),
             seen_writes=writes,
             transitions=tuple(transitions),
         )
@@ -269,7 +321,7 @@ def decide(
 
     # 4. Route and count.
     route = Route.QUARANTINE if reasons else Route.ACCEPTED
-    counts = windows.count(counts, scored=True, quarantined=bool(reasons))
+    counts = tally(counts, scored=True, quarantined=bool(reasons))
 
     # 5. Settle a probe, then judge.
     if probing:
@@ -289,7 +341,7 @@ def decide(
         route=route,
         reasons=tuple(reasons),
         score=claim_score,
-        state=replace(state, breaker=breaker, windows=counts, last_offset=offset),
+        state=replace(state, breaker=breaker, windows=counts, last_offset=last_offset),
         seen_writes={id_key(assertion.id): entry, claim: entry},
         transitions=tuple(transitions),
     )

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -86,8 +86,10 @@ class Gate:
         tables: Mapping[str, Any],
         outputs: Mapping[str, Any],
         metrics: GateMetrics,
+        committed_offset: Callable[[Any], int | None] = lambda tp: None,
     ) -> None:
         self.settings = settings
+        self.committed_offset = committed_offset
         self.agents = tables["agents"]
         self.seen = tables["seen"]
         self.quarantine = tables["quarantine"]
@@ -163,25 +165,27 @@ class Gate:
         now_ms = self.broker_time_ms(message)
         state = self.load_agent(agent_id)
 
-        # 2. A record at or below the last applied offset was already decided before a
-        # restart or rebalance: send its stored verdict again, change no state. The one
-        # exception is a record fetched again after a repair seek, when this process
-        # applied the later record itself: it was never decided and is decided now.
+        # 2. A record at or below the last applied offset comes again after a restart,
+        # a rebalance or a repair seek. If it was applied, its verdict is sent again and
+        # no state changes. If it was not (faust dropped it while later records of its
+        # partition went on), it is decided now.
         if message.offset <= state.last_offset:
-            stored = self._seen_entry(agent_id, id_key(assertion.id))
+            stored = state.applied(message.offset)
+            if stored is None and message.offset < state.recent_from:
+                stored = self._seen_entry(agent_id, id_key(assertion.id))
+                if stored is None:
+                    # Below the committed offset when the state was written: handled.
+                    logger.info(
+                        "%s[%d] offset=%d for agent %s was handled before and has no "
+                        "stored verdict; skipping",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        agent_id,
+                    )
+                    return
             if stored is not None:
                 await self._replay(decoded.fields, agent_id, message, state, stored)
-                return
-            if (message.tp, state.last_offset) not in self.handled:
-                # NOTE: a crash between the state write and the index write also lands
-                # here; routing the record again could count it twice, so it is skipped.
-                logger.info(
-                    "replayed %s[%d] offset=%d for agent %s has no stored verdict; skipping",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    agent_id,
-                )
                 return
             logger.info(
                 "%s[%d] offset=%d of agent %s was not decided before; deciding it now",
@@ -196,16 +200,24 @@ class Gate:
         decision = decide(
             assertion,
             state,
-            lambda local_key: self._seen_entry(agent_id, local_key),
+            lambda local_key: self._earlier_entry(agent_id, local_key, message.offset),
             now_ms,
             message.offset,
             settings.content_defense,
             settings.circuit_breaker,
         )
-        if decision.state.last_offset < state.last_offset:
-            decision = replace(
-                decision, state=replace(decision.state, last_offset=state.last_offset)
-            )
+        decided = decision.state.remember(
+            SeenEntry(
+                now_ms,
+                message.offset,
+                decision.route.value,
+                tuple(reason.value for reason in decision.reasons),
+                decision.score.value if decision.score else None,
+                scored=decision.score is not None,
+            ),
+            self.committed_offset(message.tp),
+        )
+        decision = replace(decision, state=decided)
         self.agents[agent_id] = decision.state.to_dict()
         for local_key, entry in decision.seen_writes.items():
             self.seen[f"{agent_id}/{local_key}"] = entry.to_dict()
@@ -259,6 +271,15 @@ class Gate:
     def _seen_entry(self, agent_id: str, local_key: str) -> SeenEntry | None:
         data = self.seen.get(f"{agent_id}/{local_key}")
         return SeenEntry.from_dict(data) if data else None
+
+    def _earlier_entry(self, agent_id: str, local_key: str, offset: int) -> SeenEntry | None:
+        """Return the index entry of ``local_key`` unless the record at ``offset`` wrote it.
+
+        A crash can keep a record's index entries while its state write is lost. The
+        record then comes again as new and must not count as its own duplicate.
+        """
+        entry = self._seen_entry(agent_id, local_key)
+        return None if entry is not None and entry.offset == offset else entry
 
     def _verdict(self, decision: Decision, message: Any) -> Verdict:
         return Verdict(

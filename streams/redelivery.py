@@ -1,19 +1,26 @@
 """Fetch again the records faust fetched but never handed to the stream.
 
 faust commits a partition only up to its first offset that the stream has not
-acknowledged. faust-streaming 0.15.3 can lose fetched records on their way to the
-stream when a worker takes partitions over: it resumes fetching before it seeks to the
-committed offsets, and clears the stream's buffer when it resumes the flow. Records
-that sat in the buffer are dropped, while faust's read position has already passed
-them, so they are never fetched again. The partition goes on being processed above
-the hole, and its committed offset never moves again.
+acknowledged. faust-streaming 0.15.3 loses fetched records on their way to the stream
+in three ways, all around rebalances and recovery:
 
-:class:`AckHoleRepair` looks at faust's acknowledgement bookkeeping every few seconds.
-A partition whose lowest acknowledged offset stays more than one past its committed
-offset has a hole that no record in flight will fill. The repair seeks that partition
-back to its committed offset, so the dropped records are fetched and handled. Records
-above the hole come again too: the gate skips the ones this process has already
-handled (:class:`HandledOffsets`), so no output is written twice.
+- it clears the stream's buffer when it resumes the flow, after it has already sought
+  to the committed offsets and fetched records again;
+- it drops a fetched record whose offset is below its read position for the partition,
+  and a batch fetched before a seek can move that position past the records the seek
+  fetches again;
+- it stops handing over a fetched batch when the flow stops or the group changes.
+
+The records are gone from the stream while the consumer's position has passed them, so
+they are never fetched again. The partition goes on being processed above the hole, and
+its committed offset never moves again.
+
+:func:`install_redelivery` turns off faust's read-position check, so every record a
+seek fetches again reaches the stream, and notes the lowest offset of every partition
+whose records a buffer clear dropped. :class:`AckHoleRepair` seeks those partitions
+back to that offset. As a backstop, it also seeks back any partition whose lowest
+acknowledged offset stays above its committed offset. Records that come twice are
+skipped by the gate when this process already handled them (:class:`HandledOffsets`).
 """
 
 from __future__ import annotations
@@ -138,6 +145,83 @@ def tidy_acks(acked: list[int], index: set[int], committed: int | None) -> bool:
     return True
 
 
+class ReadPositions(dict[Any, Any]):
+    """faust's read position per partition, with its drop check turned off.
+
+    faust drops a fetched record whose offset is below the read position, a guard
+    against records fetched twice. After a seek, a batch fetched before it can still
+    move the position past the offsets the seek fetches again, and those are then
+    dropped for good. Here a lookup always returns "no position", so every fetched
+    record reaches the stream. The gate skips a record that comes twice. faust
+    still writes positions, and its gap bookkeeping, which needs a position, is off.
+    """
+
+    def __getitem__(self, tp: Any) -> None:
+        return None
+
+
+class DroppedOffsets:
+    """Lowest offset per partition of the records that a buffer clear dropped."""
+
+    def __init__(self) -> None:
+        self._lowest: dict[Any, int] = {}
+
+    def note(self, tp: Any, offset: int) -> None:
+        known = self._lowest.get(tp)
+        if known is None or offset < known:
+            self._lowest[tp] = offset
+
+    def forget(self, tps: Iterable[Any]) -> None:
+        """Drop ``tps``, revoked: their next owner seeks to the committed offset."""
+        for tp in tps:
+            self._lowest.pop(tp, None)
+
+    def take(self) -> dict[Any, int]:
+        """Return the noted offsets and forget them."""
+        lowest, self._lowest = self._lowest, {}
+        return lowest
+
+    def __len__(self) -> int:
+        return len(self._lowest)
+
+
+def note_cleared_records(
+    flow_control: Any, topics: Collection[str], dropped: DroppedOffsets
+) -> None:
+    """Make ``flow_control`` note the offsets of the records each buffer clear drops.
+
+    faust clears every stream buffer when a rebalance starts and whenever it resumes the
+    flow. The records that a clear drops after the consumer has fetched past them are
+    never fetched again unless a seek goes back to them.
+    """
+    if getattr(flow_control, "_stemedb_noting", False):
+        return
+    clear = flow_control.clear
+    topic_names = frozenset(topics)
+
+    def noting_clear() -> None:
+        for queue in list(flow_control._queues):
+            for item in list(getattr(queue, "_queue", ())):
+                message = getattr(item, "message", None)
+                if message is not None and message.tp.topic in topic_names:
+                    dropped.note(message.tp, message.offset)
+        clear()
+
+    flow_control.clear = noting_clear
+    flow_control._stemedb_noting = True
+
+
+def install_redelivery(consumer: Any) -> None:
+    """Turn off ``consumer``'s read-position check; see :class:`ReadPositions`.
+
+    Must run before faust starts fetching, which captures the positions' lookup.
+    """
+    if not isinstance(consumer._read_offset, ReadPositions):
+        positions = ReadPositions()
+        positions.update(consumer._read_offset)
+        consumer._read_offset = positions
+
+
 def install_ack_tidy(consumer: Any, may_pass: Callable[[Hole], bool] = lambda hole: False) -> None:
     """Make ``consumer`` tidy a partition's acks each time it computes a commit offset.
 
@@ -172,8 +256,9 @@ class AckHoleRepair(Service):
         consumer: Callable[[], Any],
         topics: Collection[str],
         handled: HandledOffsets,
-        on_repair: Callable[[Hole], None] = lambda hole: None,
+        on_seek: Callable[[Any, int], None] = lambda tp, offset: None,
         *,
+        dropped: DroppedOffsets | None = None,
         poll_seconds: float = POLL_SECONDS,
         grace_seconds: float = HOLE_GRACE_SECONDS,
         **kwargs: Any,
@@ -182,7 +267,8 @@ class AckHoleRepair(Service):
         self._consumer = consumer
         self.topics = frozenset(topics)
         self.handled = handled
-        self.on_repair = on_repair
+        self.on_seek = on_seek
+        self.dropped = dropped if dropped is not None else DroppedOffsets()
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
         # Hole -> monotonic time it was first seen unchanged.
@@ -211,12 +297,17 @@ class AckHoleRepair(Service):
                 logger.exception("checking for unacknowledged offsets failed")
 
     async def check(self, now: float) -> list[Hole]:
-        """Seek every partition whose hole has lasted the grace period, and return them."""
+        """Fetch dropped records again, seek every hole older than the grace period.
+
+        Returns the holes it sought.
+        """
         consumer = self._consumer()
         assigned = {tp for tp in consumer.assignment() if tp.topic in self.topics}
+        await self._learn_committed(consumer, assigned)
         committed = dict(consumer._committed_offset)
         self.handled.keep_only(assigned)
         self.handled.prune(committed)
+        await self._fetch_dropped(consumer, assigned, committed)
         holes = find_holes(committed, consumer._acked, consumer._gap, assigned)
         self._pending = {hole: self._pending.get(hole, now) for hole in holes}
         repaired: list[Hole] = []
@@ -225,8 +316,7 @@ class AckHoleRepair(Service):
                 continue
             if self._seeks.get(hole, 0) >= SEEKS_BEFORE_PASSING:
                 # Fetched again several times and still missing: these offsets hold no
-                # record, as with a transaction marker. One seek is not enough, because
-                # the fetch that faust was still handing over can drop the records again.
+                # record, as with a transaction marker.
                 logger.info(
                     "%s[%d]: offsets %d-%d hold no record, committing past them",
                     hole.tp.topic,
@@ -246,9 +336,47 @@ class AckHoleRepair(Service):
                 hole.last,
                 hole.first,
             )
-            await consumer.seek(hole.tp, hole.first)
+            await self._seek(consumer, hole.tp, hole.first)
             self._seeks[hole] = self._seeks.get(hole, 0) + 1
-            self.on_repair(hole)
             del self._pending[hole]
             repaired.append(hole)
         return repaired
+
+    async def _seek(self, consumer: Any, tp: Any, offset: int) -> None:
+        await consumer.seek(tp, offset)
+        self.on_seek(tp, offset)
+
+    async def _fetch_dropped(
+        self, consumer: Any, assigned: Collection[Any], committed: Mapping[Any, int | None]
+    ) -> None:
+        for tp, offset in self.dropped.take().items():
+            start = committed.get(tp)
+            if tp not in assigned or (start is not None and offset < start):
+                # Revoked, or committed since: the records are handled, or the next
+                # owner seeks to the committed offset.
+                continue
+            logger.info(
+                "%s[%d]: records from offset %d were dropped from the stream buffer, "
+                "fetching them again",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
+            await self._seek(consumer, tp, offset)
+
+    async def _learn_committed(self, consumer: Any, assigned: Collection[Any]) -> None:
+        """Ask the broker for committed offsets that faust does not know.
+
+        faust has no committed offset for a partition whose committed offset is 0, or
+        that it took over without seeking. Counting from offset 0 there would take a
+        whole partition for a hole.
+        """
+        thread = getattr(consumer, "_thread", None)
+        if thread is None:
+            return
+        for tp in assigned:
+            if consumer._committed_offset.get(tp) is not None or not consumer._acked.get(tp):
+                continue
+            offset = await thread.call_thread(thread._ensure_consumer().committed, tp)
+            if offset is not None and offset >= 0 and consumer._committed_offset.get(tp) is None:
+                consumer._committed_offset[tp] = offset

@@ -59,6 +59,22 @@ def count(counts: WindowCounts, *, scored: bool, quarantined: bool) -> WindowCou
     )
 
 
+def count_late(
+    counts: WindowCounts, timestamp_ms: int, size_ms: int, *, scored: bool, quarantined: bool
+) -> WindowCounts:
+    """Count a record decided after later records of its agent, in the window it fell in.
+
+    The counts are those a decision in offset order would have left: the current window
+    counts it in full, the previous one only as a submission, and older windows are gone.
+    """
+    start = window_start(timestamp_ms, size_ms)
+    if counts.is_empty or start >= counts.start_ms:
+        return count(counts, scored=scored, quarantined=quarantined)
+    if start == counts.start_ms - size_ms:
+        return replace(counts, previous_submissions=counts.previous_submissions + 1)
+    return counts
+
+
 def sliding_estimate(counts: WindowCounts, timestamp_ms: int, size_ms: int) -> float:
     """Estimate the submissions of the window of ``size_ms`` that ends at ``timestamp_ms``."""
     elapsed = min(max(timestamp_ms - counts.start_ms, 0), size_ms)

@@ -10,7 +10,15 @@ import pytest
 from schemas.breaker import BreakerState
 from schemas.verdict import Reason, Route
 from streams.breaker import Breaker
-from streams.decision import AgentState, AllowEntry, SeenEntry, claim_key, id_key, sweep
+from streams.decision import (
+    MAX_RECENT,
+    AgentState,
+    AllowEntry,
+    SeenEntry,
+    claim_key,
+    id_key,
+    sweep,
+)
 from streams.settings import CircuitBreakerSettings
 from streams.windows import EMPTY, WindowCounts
 
@@ -293,9 +301,12 @@ def test_state_to_dict_matches_asdict() -> None:
         rejections=1,
         allowlist=AllowEntry(reason="partner", expires_at_ms=9, added_by="ops"),
         last_offset=17,
+        recent=(SeenEntry(60_500, 17, "accepted", (), 0.9),),
+        recent_from=12,
     )
     expected = asdict(state)
     expected["breaker"]["state"] = "OPEN"
+    expected["recent"] = [dict(asdict(state.recent[0]), reasons=[])]
     assert state.to_dict() == expected
     assert AgentState.from_dict(state.to_dict()) == state
     assert AgentState().to_dict()["allowlist"] is None
@@ -303,3 +314,45 @@ def test_state_to_dict_matches_asdict() -> None:
     entry = SeenEntry(at_ms=1, offset=2, route="accepted", reasons=("Duplicate",))
     assert entry.to_dict() == {**asdict(entry), "reasons": ["Duplicate"]}
     assert SeenEntry.from_dict(entry.to_dict()) == entry
+
+
+# Verdicts of applied records, kept with the state
+
+
+def _entry(offset: int, route: str = "accepted") -> SeenEntry:
+    return SeenEntry(BASE_MS + offset, offset, route, (), 0.9)
+
+
+def test_remember_keeps_uncommitted_verdicts() -> None:
+    state = AgentState().remember(_entry(3), committed=None).remember(_entry(8), committed=5)
+
+    assert state.applied(8) == _entry(8)
+    assert state.applied(3) is None
+    assert state.recent_from == 5
+
+
+def test_remember_caps_the_list() -> None:
+    state = AgentState()
+    for offset in range(MAX_RECENT + 2):
+        state = state.remember(_entry(offset), committed=None)
+
+    assert len(state.recent) == MAX_RECENT
+    assert state.recent_from == 2
+    assert state.applied(1) is None
+    assert state.applied(2) == _entry(2)
+
+
+def test_remember_late_record_in_order() -> None:
+    state = AgentState().remember(_entry(9), committed=4).remember(_entry(6), committed=4)
+
+    assert [entry.offset for entry in state.recent] == [6, 9]
+
+
+def test_state_stored_without_verdicts_knows_none() -> None:
+    stored = FULL_STATE.to_dict()
+    del stored["recent"], stored["recent_from"]
+
+    state = AgentState.from_dict(stored)
+
+    assert state.recent == ()
+    assert state.recent_from == FULL_STATE.last_offset + 1

@@ -177,15 +177,65 @@ async def test_late_record_decided_not_replayed() -> None:
     assert gate.agents[agent_id]["windows"]["submissions"] == 2
 
 
-async def test_late_record_after_restart_skipped() -> None:
+async def test_late_record_after_restart_decided() -> None:
     gate, sent = make_gate()
     records = build_input(10, 3)[0]
     (key, first), (_, second) = records[1], records[2]
     await gate.handle_assertion(event(key, second, 1))
+    # A new process: nothing handled, only the stored state.
     gate.handled.forget([("assertions", 0)])
     await gate.handle_assertion(event(key, first, 0))
 
     routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]
-    assert [body["verdict"]["source_offset"] for body in routed] == [1]
+    assert [body["verdict"]["source_offset"] for body in routed] == [1, 0]
+    agent_id = (key or b"").decode()
+    assert gate.agents[agent_id]["windows"]["submissions"] == 2
+    assert gate.agents[agent_id]["last_offset"] == 1
+
+
+async def test_lost_index_write_replays_the_verdict_kept_with_the_state() -> None:
+    gate, sent = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+    # A crash kept the state write and lost the index writes.
+    gate.seen.clear()
+    gate.handled.forget([("assertions", 0)])
+    await gate.handle_assertion(event(key, value, 0))
+
+    routed = [(name, body) for name, body in sent if name in ("accepted", "quarantine", "banned")]
+    assert len(routed) == 2
+    assert routed[0][0] == routed[1][0]
+    assert routed[0][1]["verdict"]["reasons"] == routed[1][1]["verdict"]["reasons"]
     agent_id = (key or b"").decode()
     assert gate.agents[agent_id]["windows"]["submissions"] == 1
+
+
+async def test_lost_state_write_decides_again_without_self_duplicate() -> None:
+    gate, sent = make_gate()
+    (key, value), *_ = build_input(10, 3)[0]
+    await gate.handle_assertion(event(key, value, 0))
+    # A crash kept the index writes and lost the state write.
+    gate.agents.clear()
+    gate.handled.forget([("assertions", 0)])
+    await gate.handle_assertion(event(key, value, 0))
+
+    routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]
+    assert "Duplicate" not in routed[1]["verdict"]["reasons"]
+    assert routed[0]["verdict"]["reasons"] == routed[1]["verdict"]["reasons"]
+    agent_id = (key or b"").decode()
+    assert gate.agents[agent_id]["windows"]["submissions"] == 1
+
+
+async def test_committed_record_without_verdict_skipped() -> None:
+    gate, sent = make_gate()
+    gate.committed_offset = lambda tp: 2
+    records = build_input(10, 3)[0]
+    (key, first), (_, second) = records[1], records[2]
+    await gate.handle_assertion(event(key, second, 2))
+    gate.seen.clear()
+    gate.handled.forget([("assertions", 0)])
+    # Below the committed offset the state was written with: handled long ago.
+    await gate.handle_assertion(event(key, first, 1))
+
+    routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]
+    assert [body["verdict"]["source_offset"] for body in routed] == [2]

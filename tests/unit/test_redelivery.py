@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
 from streams.redelivery import (
     AckHoleRepair,
+    DroppedOffsets,
     HandledOffsets,
     Hole,
+    ReadPositions,
     find_holes,
     install_ack_tidy,
+    install_redelivery,
+    note_cleared_records,
     tidy_acks,
 )
 
@@ -104,19 +109,19 @@ class FakeConsumer:
 
 async def test_repair_seeks_after_grace_period() -> None:
     consumer = FakeConsumer()
-    repaired: list[Hole] = []
+    seeks: list[tuple[Any, int]] = []
     repair = AckHoleRepair(
         lambda: consumer,
         topics=["assertions"],
         handled=HandledOffsets(),
-        on_repair=repaired.append,
+        on_seek=lambda tp, offset: seeks.append((tp, offset)),
         grace_seconds=5.0,
     )
     assert await repair.check(now=100.0) == []
     assert await repair.check(now=103.0) == []
     assert await repair.check(now=105.0) == [Hole(A0, 10, 13)]
     assert consumer.seeks == [(A0, 10)]
-    assert repaired == [Hole(A0, 10, 13)]
+    assert seeks == [(A0, 10)]
 
 
 async def test_repair_skips_filled_hole() -> None:
@@ -169,3 +174,107 @@ def test_install_ack_tidy_blocks_commit_over_hole() -> None:
     assert consumer._new_offset(A0) is None
     allowed.add(Hole(A0, 10, 10))
     assert consumer._new_offset(A0) == 13
+
+
+def test_read_positions_never_drop_a_record() -> None:
+    consumer = FakeConsumer()
+    consumer._read_offset = defaultdict(lambda: None, {A0: 40})
+    install_redelivery(consumer)
+    install_redelivery(consumer)
+    positions = consumer._read_offset
+
+    assert isinstance(positions, ReadPositions)
+    positions[A1] = 7
+    # faust drops a fetched record below the position it looks up here.
+    assert positions[A0] is None
+    assert positions[A1] is None
+    assert dict(positions) == {A0: 40, A1: 7}
+
+
+class FakeQueue:
+    def __init__(self, items: list[Any]) -> None:
+        self._queue = list(items)
+
+
+class FakeFlowControl:
+    def __init__(self, *queues: FakeQueue) -> None:
+        self._queues = set(queues)
+
+    def clear(self) -> None:
+        for queue in self._queues:
+            queue._queue.clear()
+
+
+def buffered(tp: Any, offset: int) -> Any:
+    class Event:
+        message = SimpleNamespace(tp=tp, offset=offset)
+
+    return Event()
+
+
+def test_cleared_records_are_noted() -> None:
+    queue = FakeQueue([buffered(A0, 12), buffered(A0, 11), buffered(OTHER, 2), buffered(A1, 30)])
+    flow_control = FakeFlowControl(queue)
+    dropped = DroppedOffsets()
+    note_cleared_records(flow_control, ["assertions"], dropped)
+    note_cleared_records(flow_control, ["assertions"], dropped)
+
+    flow_control.clear()
+
+    assert queue._queue == []
+    assert dropped.take() == {A0: 11, A1: 30}
+    assert len(dropped) == 0
+
+    dropped.note(A0, 5)
+    dropped.note(A1, 6)
+    dropped.forget([A0])
+    assert dropped.take() == {A1: 6}
+
+
+async def test_repair_fetches_dropped_records_again() -> None:
+    consumer = FakeConsumer()
+    dropped = DroppedOffsets()
+    repair = AckHoleRepair(
+        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), dropped=dropped
+    )
+    dropped.note(A1, 25)
+    # Below the committed offset: handled since the clear.
+    dropped.note(A0, 4)
+
+    await repair.check(now=100.0)
+
+    assert consumer.seeks == [(A1, 25)]
+
+
+class FakeBrokerConsumer:
+    """The consumer inside faust's consumer thread; answers committed offsets."""
+
+    def __init__(self, committed: dict[Any, int | None]) -> None:
+        self.offsets = committed
+
+    async def committed(self, tp: Any) -> int | None:
+        return self.offsets.get(tp)
+
+
+class FakeThread:
+    def __init__(self, committed: dict[Any, int | None]) -> None:
+        self.consumer = FakeBrokerConsumer(committed)
+
+    def _ensure_consumer(self) -> FakeBrokerConsumer:
+        return self.consumer
+
+    async def call_thread(self, method: Any, *args: Any) -> Any:
+        return await method(*args)
+
+
+async def test_repair_asks_the_broker_for_unknown_committed_offsets() -> None:
+    consumer = FakeConsumer()
+    consumer._committed_offset[A0] = None
+    consumer._thread = FakeThread({A0: 14})  # type: ignore[attr-defined]
+    repair = AckHoleRepair(
+        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=0.0
+    )
+
+    # Without the broker's answer, acks from 14 would look like a hole from offset 0.
+    assert await repair.check(now=100.0) == []
+    assert consumer._committed_offset[A0] == 14

@@ -182,3 +182,47 @@ def test_burst_opens_breaker_before_record_100() -> None:
     assert all(d.reasons == (Reason.CIRCUIT_OPEN,) for d in decisions[opened[0] + 1 :])
     # Banned records still count, so the second window contains the whole second burst.
     assert feed.state.windows.submissions == BURST_SIZE
+
+
+# Records decided after later records of their agent
+
+
+def test_count_late_in_the_current_window() -> None:
+    counts = WindowCounts(start_ms=BASE_MS, submissions=2, scored=2, previous_submissions=5)
+
+    late = windows.count_late(counts, BASE_MS + 10, WINDOW_MS, scored=True, quarantined=True)
+
+    assert late == WindowCounts(
+        start_ms=BASE_MS, submissions=3, scored=3, quarantined=1, previous_submissions=5
+    )
+
+
+def test_count_late_in_the_previous_window() -> None:
+    counts = WindowCounts(start_ms=BASE_MS, submissions=2, scored=2, previous_submissions=5)
+
+    late = windows.count_late(counts, BASE_MS - 10, WINDOW_MS, scored=True, quarantined=False)
+
+    assert late == WindowCounts(start_ms=BASE_MS, submissions=2, scored=2, previous_submissions=6)
+
+
+def test_count_late_in_an_older_window_changes_nothing() -> None:
+    counts = WindowCounts(start_ms=BASE_MS, submissions=2, scored=2)
+
+    late = windows.count_late(
+        counts, BASE_MS - WINDOW_MS - 10, WINDOW_MS, scored=True, quarantined=False
+    )
+
+    assert late == counts
+
+
+def test_late_record_counts_as_in_offset_order() -> None:
+    # Offsets 0 and 1 in the previous window, 2 in the current one; 1 comes last.
+    in_order, late_order = AgentFeed(), AgentFeed()
+    times = {0: BASE_MS + 1_000, 1: BASE_MS + 2_000, 2: BASE_MS + WINDOW_MS + 1_000}
+    for feed, order in ((in_order, (0, 1, 2)), (late_order, (0, 2, 1))):
+        for offset in order:
+            feed.next_offset = offset
+            feed.send_new(times[offset], object=f"object {offset}")
+
+    assert late_order.state.windows == in_order.state.windows
+    assert late_order.state.last_offset == 2
