@@ -207,7 +207,7 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         # Agents start before faust fetches or commits, so both fixes are in place.
         install_redelivery(app.consumer)
         note_cleared_records(app.flow_control, repair.topics, repair.dropped)
-        install_ack_tidy(app.consumer, repair.may_pass)
+        install_ack_tidy(app.consumer, repair.may_pass, repair.committing)
         async for event in stream.events():
             await gate.handle_assertion(event)
 

@@ -41,6 +41,8 @@ POLL_SECONDS = 2.0
 SEEKS_BEFORE_PASSING = 3
 # A hole must stay unchanged this long before the partition is fetched again.
 HOLE_GRACE_SECONDS = 5.0
+# A commit in flight this long is taken for failed: its offset no longer counts.
+COMMIT_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -222,12 +224,20 @@ def install_redelivery(consumer: Any) -> None:
         consumer._read_offset = positions
 
 
-def install_ack_tidy(consumer: Any, may_pass: Callable[[Hole], bool] = lambda hole: False) -> None:
+def install_ack_tidy(
+    consumer: Any,
+    may_pass: Callable[[Hole], bool] = lambda hole: False,
+    committing: dict[Any, tuple[int, float]] | None = None,
+) -> None:
     """Make ``consumer`` tidy a partition's acks each time it computes a commit offset.
 
     faust itself commits past a single missing offset at the head of the acks, since a
     transaction marker takes an offset without a record. A record dropped on a takeover
     looks the same, so no commit passes a hole unless ``may_pass`` allows it.
+
+    Each offset handed to a commit goes into ``committing`` with the monotonic time. faust
+    removes those acks at once but records the committed offset only when the commit
+    succeeds, which can take seconds under load.
     """
     if getattr(consumer, "_stemedb_ack_tidy", False):
         return
@@ -242,6 +252,8 @@ def install_ack_tidy(consumer: Any, may_pass: Callable[[Hole], bool] = lambda ho
             if hole is not None and not may_pass(hole):
                 return None
         result: int | None = compute(tp)
+        if result is not None and committing is not None:
+            committing[tp] = (result, time.monotonic())
         return result
 
     consumer._new_offset = new_offset
@@ -276,6 +288,8 @@ class AckHoleRepair(Service):
         # Seeks made per hole, and holes that held no record after all of them.
         self._seeks: dict[Hole, int] = {}
         self._passable: set[Hole] = set()
+        # Partition -> offset of the commit in flight and the monotonic time it started.
+        self.committing: dict[Any, tuple[int, float]] = {}
 
     def may_pass(self, hole: Hole) -> bool:
         """Return whether a commit may pass ``hole``: fetching it again found no record.
@@ -308,7 +322,12 @@ class AckHoleRepair(Service):
         self.handled.keep_only(assigned)
         self.handled.prune(committed)
         await self._fetch_dropped(consumer, assigned, committed)
-        holes = find_holes(committed, consumer._acked, consumer._gap, assigned)
+        holes = find_holes(
+            self._with_commits_in_flight(committed, now),
+            consumer._acked,
+            consumer._gap,
+            assigned,
+        )
         self._pending = {hole: self._pending.get(hole, now) for hole in holes}
         repaired: list[Hole] = []
         for hole, since in list(self._pending.items()):
@@ -341,6 +360,23 @@ class AckHoleRepair(Service):
             del self._pending[hole]
             repaired.append(hole)
         return repaired
+
+    def _with_commits_in_flight(
+        self, committed: Mapping[Any, int | None], now: float
+    ) -> dict[Any, int | None]:
+        """Return ``committed`` raised to the offsets of the commits still in flight.
+
+        faust drops the acks of a commit when it starts; until it ends, the acks begin
+        above the committed offset without any record missing.
+        """
+        offsets = dict(committed)
+        for tp, (offset, since) in list(self.committing.items()):
+            known = offsets.get(tp)
+            if (known is not None and known >= offset) or now - since > COMMIT_WAIT_SECONDS:
+                del self.committing[tp]
+            else:
+                offsets[tp] = offset
+        return offsets
 
     async def _seek(self, consumer: Any, tp: Any, offset: int) -> None:
         await consumer.seek(tp, offset)

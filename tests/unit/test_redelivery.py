@@ -278,3 +278,39 @@ async def test_repair_asks_the_broker_for_unknown_committed_offsets() -> None:
     # Without the broker's answer, acks from 14 would look like a hole from offset 0.
     assert await repair.check(now=100.0) == []
     assert consumer._committed_offset[A0] == 14
+
+
+async def test_repair_waits_for_commit_in_flight() -> None:
+    consumer = FakeConsumer()
+    repair = AckHoleRepair(
+        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
+    )
+    # faust took acks 10-13 for a commit that has not ended yet.
+    repair.committing[A0] = (14, 99.0)
+    consumer._acked[A0] = [14, 15]
+
+    await repair.check(now=100.0)
+    assert await repair.check(now=110.0) == []
+    assert consumer.seeks == []
+
+
+async def test_repair_gives_up_on_stuck_commit() -> None:
+    consumer = FakeConsumer()
+    repair = AckHoleRepair(
+        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
+    )
+    repair.committing[A0] = (14, 0.0)
+    consumer._acked[A0] = [14, 15]
+
+    await repair.check(now=100.0)
+    assert await repair.check(now=105.0) == [Hole(A0, 10, 13)]
+    assert repair.committing == {}
+
+
+def test_install_ack_tidy_notes_commits_in_flight() -> None:
+    consumer = FakeConsumer()
+    committing: dict[Any, tuple[int, float]] = {}
+    install_ack_tidy(consumer, committing=committing)
+
+    assert consumer._new_offset(A1) == 21
+    assert committing[A1][0] == 21
