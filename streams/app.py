@@ -38,6 +38,7 @@ from streams.redelivery import (
     install_ack_tidy,
     install_redelivery,
     note_cleared_records,
+    pause_during_commits,
 )
 from streams.settings import GateSettings
 from streams.topics import (
@@ -208,7 +209,10 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         install_redelivery(app.consumer)
         note_cleared_records(app.flow_control, repair.topics, repair.dropped)
         install_ack_tidy(app.consumer, repair.may_pass, repair.committing)
+        commit_idle = pause_during_commits(app.consumer)
         async for event in stream.events():
+            if not commit_idle.is_set():
+                await commit_idle.wait()
             await gate.handle_assertion(event)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]

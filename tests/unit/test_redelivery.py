@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from streams.redelivery import (
     install_ack_tidy,
     install_redelivery,
     note_cleared_records,
+    pause_during_commits,
     tidy_acks,
 )
 
@@ -314,3 +316,27 @@ def test_install_ack_tidy_notes_commits_in_flight() -> None:
 
     assert consumer._new_offset(A1) == 21
     assert committing[A1][0] == 21
+
+
+async def test_pause_during_commits() -> None:
+    release = asyncio.Event()
+    states: list[bool] = []
+
+    class Committing:
+        async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+            await release.wait()
+            return True
+
+    consumer = Committing()
+    idle = pause_during_commits(consumer)
+    assert pause_during_commits(consumer) is idle
+    assert idle.is_set()
+
+    commit = asyncio.create_task(consumer._commit_offsets({A0: 3}))
+    await asyncio.sleep(0)
+    states.append(idle.is_set())
+    release.set()
+
+    assert await commit is True
+    assert states == [False]
+    assert idle.is_set()
