@@ -348,7 +348,7 @@ def test_remember_late_record_in_order() -> None:
     assert [entry.offset for entry in state.recent] == [6, 9]
 
 
-def test_state_stored_without_verdicts_knows_none() -> None:
+def test_legacy_state_has_no_verdicts() -> None:
     stored = FULL_STATE.to_dict()
     del stored["recent"], stored["recent_from"]
 

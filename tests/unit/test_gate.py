@@ -193,7 +193,7 @@ async def test_late_record_after_restart_decided() -> None:
     assert gate.agents[agent_id]["last_offset"] == 1
 
 
-async def test_lost_index_write_replays_the_verdict_kept_with_the_state() -> None:
+async def test_lost_index_write_replays_verdict() -> None:
     gate, sent = make_gate()
     (key, value), *_ = build_input(10, 3)[0]
     await gate.handle_assertion(event(key, value, 0))
@@ -210,7 +210,7 @@ async def test_lost_index_write_replays_the_verdict_kept_with_the_state() -> Non
     assert gate.agents[agent_id]["windows"]["submissions"] == 1
 
 
-async def test_lost_state_write_decides_again_without_self_duplicate() -> None:
+async def test_lost_state_write_not_self_duplicate() -> None:
     gate, sent = make_gate()
     (key, value), *_ = build_input(10, 3)[0]
     await gate.handle_assertion(event(key, value, 0))

@@ -249,7 +249,7 @@ async def test_repair_fetches_dropped_records_again() -> None:
 
 
 class FakeBrokerConsumer:
-    """The consumer inside faust's consumer thread; answers committed offsets."""
+    """The consumer inside faust's consumer thread, which returns committed offsets."""
 
     def __init__(self, committed: dict[Any, int | None]) -> None:
         self.offsets = committed
@@ -269,7 +269,7 @@ class FakeThread:
         return await method(*args)
 
 
-async def test_repair_asks_the_broker_for_unknown_committed_offsets() -> None:
+async def test_repair_reads_unknown_committed_offsets() -> None:
     consumer = FakeConsumer()
     consumer._committed_offset[A0] = None
     consumer._thread = FakeThread({A0: 14})  # type: ignore[attr-defined]
@@ -277,7 +277,7 @@ async def test_repair_asks_the_broker_for_unknown_committed_offsets() -> None:
         lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=0.0
     )
 
-    # Without the broker's answer, acks from 14 would look like a hole from offset 0.
+    # Without the broker's committed offset, acks from 14 look like a hole from 0.
     assert await repair.check(now=100.0) == []
     assert consumer._committed_offset[A0] == 14
 
