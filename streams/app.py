@@ -35,10 +35,10 @@ from streams.lag import LagMonitor, OffsetReader
 from streams.metrics import GateMetrics
 from streams.redelivery import (
     AckHoleRepair,
+    CommitBarrier,
     install_ack_tidy,
     install_redelivery,
     note_cleared_records,
-    pause_during_commits,
 )
 from streams.settings import GateSettings
 from streams.topics import (
@@ -53,6 +53,7 @@ from streams.topics import (
     QUARANTINE,
     QUARANTINE_STATE,
 )
+from streams.transactions import send_in_source_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -203,17 +204,26 @@ def create_app(settings: GateSettings, registry: CollectorRegistry | None = None
         on_seek=lambda tp, offset: metrics.redeliveries.inc(),
     )
 
+    barrier = CommitBarrier()
+
     @app.agent(assertions, name="gate")
     async def gate_agent(stream: Any) -> None:
-        # Agents start before faust fetches or commits, so both fixes are in place.
+        # Agents start before faust fetches or commits, so these fixes are in place.
         install_redelivery(app.consumer)
         note_cleared_records(app.flow_control, repair.topics, repair.dropped)
         install_ack_tidy(app.consumer, repair.may_pass, repair.committing)
-        commit_idle = pause_during_commits(app.consumer)
+        barrier.install(app.consumer)
+        if app.in_transaction:
+            send_in_source_transaction(app)
         async for event in stream.events():
-            if not commit_idle.is_set():
-                await commit_idle.wait()
-            await gate.handle_assertion(event)
+            await barrier.enter()
+            try:
+                await gate.handle_assertion(event)
+                # Acknowledged now, not when the next record arrives, so a commit that
+                # waits for the gate to be between records includes this one.
+                event.ack()
+            finally:
+                barrier.leave()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

@@ -260,34 +260,57 @@ def install_ack_tidy(
     consumer._stemedb_ack_tidy = True
 
 
-def pause_during_commits(consumer: Any) -> asyncio.Event:
-    """Return an event that is clear while ``consumer`` commits offsets.
+class CommitBarrier:
+    """Holds the gate between two records while faust commits offsets.
 
-    Before each commit faust flushes the producer, and the flush ends only when the
-    producer's buffer is empty. A stream that keeps sending as fast as the broker takes
-    the records keeps the buffer from emptying, and under a backlog commits took from 8 s
-    to over 20 s. The gate waits for this event before each record, so a commit waits
-    for at most the records already buffered.
+    faust flushes the producer before an at-least-once commit, and the flush ends only
+    when the producer's buffer is empty. A stream that keeps sending keeps the buffer
+    from emptying, and under a backlog commits took from 8 s to over 20 s. Under
+    exactly-once, faust commits the transaction without flushing its own send buffer,
+    where table changelog writes wait. A record's state write could then land in the
+    next transaction while its offset was committed in this one, and a kill lost it.
+
+    The gate calls :meth:`enter` before and :meth:`leave` after each record. A commit
+    waits until the gate is between records, so every record handled so far is
+    acknowledged and every send it made is in faust's buffer, flushes that buffer under
+    exactly-once, and keeps the gate waiting until the commit ends.
     """
-    idle: asyncio.Event | None = getattr(consumer, "_stemedb_commit_idle", None)
-    if idle is not None:
-        return idle
-    idle = asyncio.Event()
-    idle.set()
-    commit_offsets = consumer._commit_offsets
 
-    async def paused_commit(offsets: Mapping[Any, int], *args: Any, **kwargs: Any) -> bool:
-        assert idle is not None
-        idle.clear()
-        try:
-            result: bool = await commit_offsets(offsets, *args, **kwargs)
-            return result
-        finally:
-            idle.set()
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    consumer._commit_offsets = paused_commit
-    consumer._stemedb_commit_idle = idle
-    return idle
+    async def enter(self) -> None:
+        """Wait until no commit is in flight, then mark the gate as handling a record."""
+        while not self._open.is_set():
+            await self._open.wait()
+        self._idle.clear()
+
+    def leave(self) -> None:
+        """Mark the gate as between records."""
+        self._idle.set()
+
+    def install(self, consumer: Any) -> None:
+        """Make ``consumer``'s commits wait for the gate and hold it until they end."""
+        if getattr(consumer, "_stemedb_commit_barrier", None) is self:
+            return
+        commit_tps = consumer._commit_tps
+
+        async def barred_commit(tps: Any, *args: Any, **kwargs: Any) -> bool:
+            self._open.clear()
+            try:
+                await self._idle.wait()
+                if consumer.in_transaction:
+                    await consumer.app.producer.buffer.flush()
+                result: bool = await commit_tps(tps, *args, **kwargs)
+                return result
+            finally:
+                self._open.set()
+
+        consumer._commit_tps = barred_commit
+        consumer._stemedb_commit_barrier = self
 
 
 class AckHoleRepair(Service):

@@ -11,6 +11,7 @@ from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
 from streams.redelivery import (
     AckHoleRepair,
+    CommitBarrier,
     DroppedOffsets,
     HandledOffsets,
     Hole,
@@ -19,7 +20,6 @@ from streams.redelivery import (
     install_ack_tidy,
     install_redelivery,
     note_cleared_records,
-    pause_during_commits,
     tidy_acks,
 )
 
@@ -318,25 +318,57 @@ def test_install_ack_tidy_notes_commits_in_flight() -> None:
     assert committing[A1][0] == 21
 
 
-async def test_pause_during_commits() -> None:
-    release = asyncio.Event()
-    states: list[bool] = []
+class CommittingConsumer:
+    def __init__(self, in_transaction: bool) -> None:
+        self.in_transaction = in_transaction
+        self.events: list[str] = []
+        buffer = SimpleNamespace(flush=self._flush)
+        self.app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer))
 
-    class Committing:
-        async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
-            await release.wait()
-            return True
+    async def _flush(self) -> None:
+        self.events.append("flush")
 
-    consumer = Committing()
-    idle = pause_during_commits(consumer)
-    assert pause_during_commits(consumer) is idle
-    assert idle.is_set()
+    async def _commit_tps(self, tps: Any, start_new_transaction: bool = True) -> bool:
+        self.events.append("commit")
+        return True
 
-    commit = asyncio.create_task(consumer._commit_offsets({A0: 3}))
+
+async def test_commit_waits_for_record_in_flight() -> None:
+    consumer = CommittingConsumer(in_transaction=False)
+    barrier = CommitBarrier()
+    barrier.install(consumer)
+    barrier.install(consumer)
+
+    await barrier.enter()
+    commit = asyncio.create_task(consumer._commit_tps([A0]))
     await asyncio.sleep(0)
-    states.append(idle.is_set())
-    release.set()
+    assert consumer.events == []
 
+    barrier.leave()
     assert await commit is True
-    assert states == [False]
-    assert idle.is_set()
+    assert consumer.events == ["commit"]
+
+
+async def test_gate_waits_while_commit_runs() -> None:
+    consumer = CommittingConsumer(in_transaction=True)
+    barrier = CommitBarrier()
+    release = asyncio.Event()
+    commit_tps = consumer._commit_tps
+
+    async def slow_commit(tps: Any, start_new_transaction: bool = True) -> bool:
+        await release.wait()
+        return await commit_tps(tps)
+
+    consumer._commit_tps = slow_commit  # type: ignore[method-assign]
+    barrier.install(consumer)
+    commit = asyncio.create_task(consumer._commit_tps([A0]))
+    await asyncio.sleep(0)
+    entered = asyncio.create_task(barrier.enter())
+    await asyncio.sleep(0)
+    assert not entered.done()
+
+    release.set()
+    await commit
+    await entered
+    # Under exactly-once the send buffer, with table changelog writes, is flushed first.
+    assert consumer.events == ["flush", "commit"]
