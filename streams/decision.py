@@ -107,7 +107,7 @@ class AgentState:
 
         Records below ``committed``, the partition's committed offset, are never
         fetched again after a restart, so their entries are dropped. At most
-        ``MAX_RECENT`` entries are kept; ``recent_from`` moves past the ones dropped.
+        ``MAX_RECENT`` entries are kept, and ``recent_from`` moves past the ones dropped.
         """
         start = self.recent_from if committed is None else max(self.recent_from, committed)
         entries = sorted(
@@ -227,6 +227,15 @@ def _judge(breaker: Breaker, counts: WindowCounts, now_ms: int, cb: CircuitBreak
     return Step(breaker, ())
 
 
+def _tally(
+    counts: WindowCounts, late: bool, now_ms: int, size_ms: int, *, scored: bool, quarantined: bool
+) -> WindowCounts:
+    """Count one record, in the window it fell in when it is ``late``."""
+    if late:
+        return windows.count_late(counts, now_ms, size_ms, scored=scored, quarantined=quarantined)
+    return windows.count(counts, scored=scored, quarantined=quarantined)
+
+
 def decide(
     assertion: Assertion,
     state: AgentState,
@@ -252,13 +261,6 @@ def decide(
     late = offset < state.last_offset
     last_offset = max(offset, state.last_offset)
 
-    def tally(counts: WindowCounts, *, scored: bool, quarantined: bool) -> WindowCounts:
-        if late:
-            return windows.count_late(
-                counts, now_ms, size_ms, scored=scored, quarantined=quarantined
-            )
-        return windows.count(counts, scored=scored, quarantined=quarantined)
-
     # 1. Time first, so a breaker whose OPEN ended lets this record through as a probe.
     step = state.breaker.tick(now_ms, cb)
     breaker = step.breaker
@@ -276,7 +278,7 @@ def decide(
             if admission is Admission.BAN
             else (Reason.HALF_OPEN_PROBES_EXHAUSTED)
         )
-        counts = tally(counts, scored=False, quarantined=False)
+        counts = _tally(counts, late, now_ms, size_ms, scored=False, quarantined=False)
         step = _judge(breaker, counts, now_ms, cb)
         transitions.extend(step.transitions)
         # The verdict is stored for replays, unless that would hide a scored copy of the
@@ -321,7 +323,7 @@ def decide(
 
     # 4. Route and count.
     route = Route.QUARANTINE if reasons else Route.ACCEPTED
-    counts = tally(counts, scored=True, quarantined=bool(reasons))
+    counts = _tally(counts, late, now_ms, size_ms, scored=True, quarantined=bool(reasons))
 
     # 5. Settle a probe, then judge.
     if probing:

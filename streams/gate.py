@@ -174,10 +174,11 @@ class Gate:
             if stored is None and message.offset < state.recent_from:
                 stored = self._seen_entry(agent_id, id_key(assertion.id))
                 if stored is None:
-                    # Below the committed offset when the state was written: handled.
+                    # The partition had committed past it when the state was written, so
+                    # it was handled before, and its index entry has expired.
                     logger.info(
-                        "%s[%d] offset=%d for agent %s was handled before and has no "
-                        "stored verdict; skipping",
+                        "skipping %s[%d] offset=%d for agent %s: handled before, and its "
+                        "stored verdict has expired",
                         message.topic,
                         message.partition,
                         message.offset,

@@ -175,8 +175,8 @@ class GateMetrics:
         )
         self.redeliveries = Counter(
             "stemedb_redelivery_seeks_total",
-            "Partitions fetched again from their committed offset because fetched "
-            "records never reached the stream.",
+            "Seeks back to records that were fetched but never reached the stream, "
+            "dropped by a buffer clear or found as a hole in the acknowledgements.",
             registry=registry,
         )
         self.decision_seconds = Histogram(

@@ -41,7 +41,7 @@ POLL_SECONDS = 2.0
 SEEKS_BEFORE_PASSING = 3
 # A hole must stay unchanged this long before the partition is fetched again.
 HOLE_GRACE_SECONDS = 5.0
-# A commit in flight this long is taken for failed: its offset no longer counts.
+# A commit in flight for longer than this counts as failed, and its offset is ignored.
 COMMIT_WAIT_SECONDS = 10.0
 
 
@@ -169,8 +169,8 @@ class DroppedOffsets:
         self._lowest: dict[Any, int] = {}
 
     def note(self, tp: Any, offset: int) -> None:
-        known = self._lowest.get(tp)
-        if known is None or offset < known:
+        lowest = self._lowest.get(tp)
+        if lowest is None or offset < lowest:
             self._lowest[tp] = offset
 
     def forget(self, tps: Iterable[Any]) -> None:
@@ -424,8 +424,9 @@ class AckHoleRepair(Service):
         """
         offsets = dict(committed)
         for tp, (offset, since) in list(self.committing.items()):
-            known = offsets.get(tp)
-            if (known is not None and known >= offset) or now - since > COMMIT_WAIT_SECONDS:
+            committed_offset = offsets.get(tp)
+            caught_up = committed_offset is not None and committed_offset >= offset
+            if caught_up or now - since > COMMIT_WAIT_SECONDS:
                 del self.committing[tp]
             else:
                 offsets[tp] = offset

@@ -193,36 +193,38 @@ async def test_late_record_after_restart_decided() -> None:
     assert gate.agents[agent_id]["last_offset"] == 1
 
 
-async def test_lost_index_write_replays_verdict() -> None:
+async def replay_after_lost_write(table: str) -> tuple[Gate, list[tuple[str, Any]], str]:
+    """Handle a record, lose ``table``'s writes in a crash, then handle it again.
+
+    Returns the gate, the routed outputs as (topic, body) pairs, and the agent id.
+    """
     gate, sent = make_gate()
     (key, value), *_ = build_input(10, 3)[0]
     await gate.handle_assertion(event(key, value, 0))
-    # A crash kept the state write and lost the index writes.
-    gate.seen.clear()
+    getattr(gate, table).clear()
     gate.handled.forget([("assertions", 0)])
     await gate.handle_assertion(event(key, value, 0))
 
     routed = [(name, body) for name, body in sent if name in ("accepted", "quarantine", "banned")]
+    return gate, routed, (key or b"").decode()
+
+
+async def test_lost_index_write_replays_verdict() -> None:
+    # A crash kept the state write and lost the index writes.
+    gate, routed, agent_id = await replay_after_lost_write("seen")
+
     assert len(routed) == 2
     assert routed[0][0] == routed[1][0]
     assert routed[0][1]["verdict"]["reasons"] == routed[1][1]["verdict"]["reasons"]
-    agent_id = (key or b"").decode()
     assert gate.agents[agent_id]["windows"]["submissions"] == 1
 
 
 async def test_lost_state_write_not_self_duplicate() -> None:
-    gate, sent = make_gate()
-    (key, value), *_ = build_input(10, 3)[0]
-    await gate.handle_assertion(event(key, value, 0))
     # A crash kept the index writes and lost the state write.
-    gate.agents.clear()
-    gate.handled.forget([("assertions", 0)])
-    await gate.handle_assertion(event(key, value, 0))
+    gate, routed, agent_id = await replay_after_lost_write("agents")
 
-    routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]
-    assert "Duplicate" not in routed[1]["verdict"]["reasons"]
-    assert routed[0]["verdict"]["reasons"] == routed[1]["verdict"]["reasons"]
-    agent_id = (key or b"").decode()
+    assert "Duplicate" not in routed[1][1]["verdict"]["reasons"]
+    assert routed[0][1]["verdict"]["reasons"] == routed[1][1]["verdict"]["reasons"]
     assert gate.agents[agent_id]["windows"]["submissions"] == 1
 
 
@@ -234,7 +236,7 @@ async def test_committed_record_without_verdict_skipped() -> None:
     await gate.handle_assertion(event(key, second, 2))
     gate.seen.clear()
     gate.handled.forget([("assertions", 0)])
-    # Below the committed offset the state was written with: handled long ago.
+    # The state was written after the partition had committed past offset 1.
     await gate.handle_assertion(event(key, first, 1))
 
     routed = [body for name, body in sent if name in ("accepted", "quarantine", "banned")]

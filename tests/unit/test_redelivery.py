@@ -109,6 +109,14 @@ class FakeConsumer:
         return acked[-1] + 1 if acked else None
 
 
+def repair_of(consumer: Any, **options: Any) -> AckHoleRepair:
+    """Return a repair of ``consumer``'s ``assertions`` partitions, 5 s grace by default."""
+    options.setdefault("grace_seconds", 5.0)
+    return AckHoleRepair(
+        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), **options
+    )
+
+
 async def test_repair_seeks_after_grace_period() -> None:
     consumer = FakeConsumer()
     seeks: list[tuple[Any, int]] = []
@@ -128,9 +136,7 @@ async def test_repair_seeks_after_grace_period() -> None:
 
 async def test_repair_skips_filled_hole() -> None:
     consumer = FakeConsumer()
-    repair = AckHoleRepair(
-        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
-    )
+    repair = repair_of(consumer)
     await repair.check(now=100.0)
     consumer._acked[A0] = [10, 11, 14, 15]
     assert await repair.check(now=106.0) == []
@@ -148,9 +154,7 @@ def test_install_ack_tidy_before_commit() -> None:
 
 async def test_repair_passes_hole_without_records() -> None:
     consumer = FakeConsumer()
-    repair = AckHoleRepair(
-        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
-    )
+    repair = repair_of(consumer)
     hole = Hole(A0, 10, 13)
     await repair.check(now=100.0)
     assert await repair.check(now=105.0) == [hole]
@@ -236,11 +240,9 @@ def test_cleared_records_are_noted() -> None:
 async def test_repair_fetches_dropped_records_again() -> None:
     consumer = FakeConsumer()
     dropped = DroppedOffsets()
-    repair = AckHoleRepair(
-        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), dropped=dropped
-    )
+    repair = repair_of(consumer, dropped=dropped)
     dropped.note(A1, 25)
-    # Below the committed offset: handled since the clear.
+    # Offset 4 is below the committed offset, so it was handled since the clear.
     dropped.note(A0, 4)
 
     await repair.check(now=100.0)
@@ -273,9 +275,7 @@ async def test_repair_reads_unknown_committed_offsets() -> None:
     consumer = FakeConsumer()
     consumer._committed_offset[A0] = None
     consumer._thread = FakeThread({A0: 14})  # type: ignore[attr-defined]
-    repair = AckHoleRepair(
-        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=0.0
-    )
+    repair = repair_of(consumer, grace_seconds=0.0)
 
     # Without the broker's committed offset, acks from 14 look like a hole from 0.
     assert await repair.check(now=100.0) == []
@@ -284,9 +284,7 @@ async def test_repair_reads_unknown_committed_offsets() -> None:
 
 async def test_repair_waits_for_commit_in_flight() -> None:
     consumer = FakeConsumer()
-    repair = AckHoleRepair(
-        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
-    )
+    repair = repair_of(consumer)
     # faust took acks 10-13 for a commit that has not ended yet.
     repair.committing[A0] = (14, 99.0)
     consumer._acked[A0] = [14, 15]
@@ -298,9 +296,7 @@ async def test_repair_waits_for_commit_in_flight() -> None:
 
 async def test_repair_gives_up_on_stuck_commit() -> None:
     consumer = FakeConsumer()
-    repair = AckHoleRepair(
-        lambda: consumer, topics=["assertions"], handled=HandledOffsets(), grace_seconds=5.0
-    )
+    repair = repair_of(consumer)
     repair.committing[A0] = (14, 0.0)
     consumer._acked[A0] = [14, 15]
 

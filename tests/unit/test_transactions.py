@@ -64,7 +64,7 @@ async def test_consumed_topic_keeps_faust_choice(monkeypatch: pytest.MonkeyPatch
     assert producer.calls == []
 
 
-async def test_send_outside_a_record_keeps_faust_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_send_outside_record_keeps_faust_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     app, producer, faust_send = make_app()
     send_in_source_transaction(app)
     during(monkeypatch, None)

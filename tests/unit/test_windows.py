@@ -205,7 +205,7 @@ def test_count_late_in_the_previous_window() -> None:
     assert late == WindowCounts(start_ms=BASE_MS, submissions=2, scored=2, previous_submissions=6)
 
 
-def test_count_late_in_an_older_window_changes_nothing() -> None:
+def test_count_late_in_older_window() -> None:
     counts = WindowCounts(start_ms=BASE_MS, submissions=2, scored=2)
 
     late = windows.count_late(
@@ -216,7 +216,7 @@ def test_count_late_in_an_older_window_changes_nothing() -> None:
 
 
 def test_late_record_counts_as_in_offset_order() -> None:
-    # Offsets 0 and 1 in the previous window, 2 in the current one; 1 comes last.
+    # Offsets 0 and 1 fall in the previous window and 2 in the current one. 1 comes last.
     in_order, late_order = AgentFeed(), AgentFeed()
     times = {0: BASE_MS + 1_000, 1: BASE_MS + 2_000, 2: BASE_MS + WINDOW_MS + 1_000}
     for feed, order in ((in_order, (0, 1, 2)), (late_order, (0, 2, 1))):
